@@ -1,0 +1,1 @@
+"""glassloop: PyTorch training loops you can see through."""

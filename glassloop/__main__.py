@@ -1,0 +1,5 @@
+import sys
+
+from glassloop.cli import main
+
+sys.exit(main())

@@ -1,0 +1,62 @@
+"""The command line: `glassloop COMMAND ...` and `python -m glassloop COMMAND ...`.
+
+Exit codes: 0 ok, 1 findings or a failed run, 2 bad input (one line on stderr, never a traceback),
+130/143 interrupted by SIGINT/SIGTERM. Each command lives in its own module as `main(argv) -> int`; this file
+only dispatches and turns a `GlassloopError` into one line.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+from glassloop.errors import GlassloopError, one_line
+
+# command -> (module, function, one-line help)
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "demo": ("glassloop.demo", "main", "the ssa workload end to end with the complete recipe"),
+    "fit": ("glassloop.tabular", "fit_main", "train an MLP on a CSV/Parquet table, with baselines"),
+    "resume": ("glassloop.tabular", "resume_main", "continue an interrupted run from its latest.pt"),
+    "predict": ("glassloop.tabular", "predict_main", "predict a table with a run's best.pt"),
+    "diagnose": ("glassloop.diagnosis", "main", "read a run's learning curves and give advice"),
+    "doctor": ("glassloop.doctor.cli", "main", "find training-loop bugs in your own script"),
+    "lesson": ("glassloop.lessons", "main", "run the lessons' examples"),
+    "sweep": ("glassloop.sweep", "main", "many configurations trained at once"),
+    "show-loop": ("glassloop.events", "main", "print the loop glassloop runs"),
+}
+
+
+def usage() -> str:
+    lines = ["usage: glassloop COMMAND [options]   (glassloop COMMAND --help for its options)", "", "commands:"]
+    lines += [f"  {name:<10} {help_text}" for name, (_, _, help_text) in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(usage())
+        return 0
+    if argv[0] in ("--version", "-V"):
+        from glassloop import __version__
+
+        print(f"glassloop {__version__}")
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"glassloop: error: unknown command {name!r}; expected one of {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    module_name, function_name, _ = COMMANDS[name]
+    try:
+        function = getattr(importlib.import_module(module_name), function_name)
+        return int(function(rest) or 0)
+    except GlassloopError as error:
+        print(f"glassloop {name}: error: {one_line(error)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"glassloop {name}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

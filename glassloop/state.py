@@ -1,0 +1,126 @@
+"""LoopState (what callbacks see) and History (the single record of a run)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class History:
+    """One dict per epoch, plus the best epoch and why training ended.
+
+    Each record holds at least `epoch` (0-based), `train_loss`, `val_loss` (None without validation), `lr`,
+    `grad_norm` (pre-clip global norm, epoch mean), `seconds`; extra metrics appear as `val_<name>`.
+    """
+
+    records: list[dict[str, Any]] = field(default_factory=list)
+    best_epoch: int | None = None
+    best_val_loss: float | None = None
+    stop_reason: str | None = None
+    monitor: str = "val_loss"
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, key: str) -> list[Any]:
+        """`history["val_loss"]` is that column over epochs."""
+        return [record.get(key) for record in self.records]
+
+    def append(self, record: dict[str, Any]) -> None:
+        self.records.append(record)
+        value = record.get("val_loss")
+        if value is None:
+            value = record.get("train_loss")
+        if value is not None and math.isfinite(value) and (self.best_val_loss is None or value < self.best_val_loss):
+            self.best_val_loss = float(value)
+            self.best_epoch = int(record["epoch"])
+
+    def columns(self) -> list[str]:
+        keys: list[str] = []
+        for record in self.records:
+            keys.extend(k for k in record if k not in keys)
+        return keys
+
+    def to_csv(self, path: str | Path | None = None) -> str:
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=self.columns(), lineterminator="\n")
+        writer.writeheader()
+        for record in self.records:
+            writer.writerow({k: ("" if v is None else v) for k, v in record.items()})
+        text = buffer.getvalue()
+        if path is not None:
+            Path(path).write_text(text)
+        return text
+
+    def to_json(self, path: str | Path | None = None) -> str:
+        text = json.dumps(self.state_dict(), indent=2, default=float)
+        if path is not None:
+            Path(path).write_text(text)
+        return text
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "records": [dict(r) for r in self.records],
+            "best_epoch": self.best_epoch,
+            "best_val_loss": self.best_val_loss,
+            "stop_reason": self.stop_reason,
+            "monitor": self.monitor,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.records = [dict(r) for r in state["records"]]
+        self.best_epoch = state["best_epoch"]
+        self.best_val_loss = state["best_val_loss"]
+        self.stop_reason = state["stop_reason"]
+        self.monitor = state.get("monitor", "val_loss")
+
+    def plot(self, path: str | Path | None = None, **options: Any):
+        """Loss curves (best epoch marked), LR and gradient-norm panels; see `glassloop.plots`."""
+        from glassloop.plots import plot_history
+
+        return plot_history(self, path, **options)
+
+    def diagnose(self):
+        """Read the learning curves; see `glassloop.diagnosis.diagnose`."""
+        from glassloop.diagnosis import diagnose
+
+        return diagnose(self)
+
+
+@dataclass
+class LoopState:
+    """Everything a callback may read (and the few things it may set: `should_stop`, `stop_reason`)."""
+
+    model: Any
+    optimizer: Any
+    scheduler: Any = None
+    loss_fn: Any = None
+    history: History = field(default_factory=History)
+    config: dict[str, Any] = field(default_factory=dict)
+    epoch: int = 0  # 0-based index of the current (or next) epoch
+    step: int = 0  # optimizer steps taken so far
+    epochs: int = 0
+    batch: Any = None
+    batch_index: int = 0
+    loss: Any = None  # the current batch's loss tensor (after backward it is still readable)
+    grad_norm: Any = None  # pre-clip global gradient norm of the current step (a tensor)
+    record: dict[str, Any] = field(default_factory=dict)  # the epoch record being filled
+    batcher: Any = None
+    device: Any = None
+    should_stop: bool = False
+    stop_reason: str | None = None
+    exception: BaseException | None = None
+    resumed: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)  # callbacks may share data here
+
+    def stop(self, reason: str) -> None:
+        """Ask the loop to end after the current epoch (or step), saying why."""
+        self.should_stop = True
+        if self.stop_reason is None:
+            self.stop_reason = reason
