@@ -7,10 +7,18 @@ only dispatches and turns a `GlassloopError` into one line.
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import sys
 
-from glassloop.errors import GlassloopError, one_line
+from glassloop.errors import ConfigError, GlassloopError, one_line
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse that reports a bad flag as one-line `ConfigError` (exit 2 through `main`), not usage + exit."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise ConfigError(f"{message}; run 'glassloop {self.prog.split()[-1]} --help' for the options")
 
 # command -> (module, function, one-line help)
 COMMANDS: dict[str, tuple[str, str, str]] = {
