@@ -112,6 +112,7 @@ class LoopState:
     grad_norm: Any = None  # pre-clip global gradient norm of the current step (a tensor)
     record: dict[str, Any] = field(default_factory=dict)  # the epoch record being filled
     batcher: Any = None
+    callbacks: list[Any] = field(default_factory=list)  # attached callbacks, in band order
     device: Any = None
     should_stop: bool = False
     stop_reason: str | None = None

@@ -1,0 +1,153 @@
+"""Where batches come from.
+
+- `TensorBatcher`: the fast path for `(inputs, targets)` tensors in memory: one seeded permutation and one gather
+  per epoch, then `split` views. No DataLoader, no per-sample collate. It knows its position inside an epoch so a
+  checkpoint taken mid-epoch resumes at the next batch, and it can shard each epoch across DDP ranks.
+- Anything else (`Dataset`, `DataLoader`, a re-iterable of batches) goes through `IterableSource`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import torch
+
+from glassloop.errors import ConfigError
+
+
+class TensorBatcher:
+    """Mini-batches from in-memory tensors, shuffled by a seeded per-epoch permutation."""
+
+    def __init__(self, tensors: tuple[torch.Tensor, ...], batch_size: int | None, shuffle: bool = True,
+                 seed: int | None = None, rank: int = 0, world_size: int = 1) -> None:
+        self.tensors = tensors
+        self.n = len(tensors[0])
+        self.batch_size = self.n if batch_size is None else int(batch_size)
+        self.shuffle = shuffle
+        self.generator = torch.Generator()
+        self.generator.manual_seed(torch.initial_seed() if seed is None else seed)
+        self.rank, self.world_size = rank, world_size
+        self.position = 0  # batches already yielded in the current epoch
+        self.epoch_rng_state: torch.Tensor | None = None  # generator state before this epoch's permutation
+
+    def __len__(self) -> int:
+        return math.ceil(self.n / self.batch_size)
+
+    def to(self, device: torch.device) -> TensorBatcher:
+        self.tensors = tuple(t.to(device) for t in self.tensors)
+        return self
+
+    def epoch(self) -> Iterator[tuple[torch.Tensor, ...]]:
+        """Yield this epoch's batches; resumes mid-epoch after `load_state_dict`."""
+        if self.epoch_rng_state is None:  # a fresh epoch (not a resumed one)
+            self.epoch_rng_state = self.generator.get_state()
+            self.position = 0
+        else:
+            self.generator.set_state(self.epoch_rng_state)
+        order = torch.randperm(self.n, generator=self.generator) if self.shuffle else None
+        tensors = self.tensors if order is None else tuple(t[order.to(t.device)] for t in self.tensors)
+        chunks = [t.split(self.batch_size) for t in tensors]
+        for index in range(self.position, len(chunks[0])):
+            self.position = index + 1
+            yield self._shard(tuple(chunk[index] for chunk in chunks))
+        self.epoch_rng_state = None
+
+    def _shard(self, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+        # Under DDP every rank draws the same permutation and keeps its slice of each global batch.
+        if self.world_size == 1:
+            return batch
+        return tuple(t.tensor_split(self.world_size)[self.rank] for t in batch)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"generator": self.generator.get_state(), "position": self.position,
+                "epoch_rng_state": self.epoch_rng_state}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.generator.set_state(state["generator"])
+        self.position = state["position"]
+        self.epoch_rng_state = state["epoch_rng_state"]
+
+
+class IterableSource:
+    """A `DataLoader`, a `Dataset` (wrapped in a DataLoader), or any re-iterable of batches."""
+
+    def __init__(self, data: Any, batch_size: int | None, shuffle: bool, seed: int | None) -> None:
+        from torch.utils.data import DataLoader, Dataset, IterableDataset
+
+        if isinstance(data, Dataset) and not isinstance(data, IterableDataset):
+            generator = torch.Generator().manual_seed(seed) if seed is not None else None
+            size = len(data) if batch_size is None else batch_size  # type: ignore[arg-type]
+            data = DataLoader(data, batch_size=size, shuffle=shuffle, generator=generator)
+        if isinstance(data, Iterator):
+            raise ConfigError(
+                f"training data is a one-shot iterator ({type(data).__name__}); it would be empty after the first "
+                "epoch. Pass a DataLoader, a Dataset, a list of batches, or an (inputs, targets) pair of tensors")
+        self.data = data
+        self.position = 0
+        self.epoch_rng_state = None
+
+    def __len__(self) -> int:
+        try:
+            return len(self.data)
+        except TypeError:
+            return 0
+
+    def to(self, device: torch.device) -> IterableSource:
+        return self  # batches are moved one by one in the loop
+
+    def epoch(self) -> Iterator[Any]:
+        yield from self.data
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
+
+def is_tensor_pair(data: Any) -> bool:
+    return (isinstance(data, (tuple, list)) and len(data) == 2
+            and all(isinstance(t, torch.Tensor) for t in data))
+
+
+def as_tensor(value: Any, name: str) -> torch.Tensor:
+    """numpy arrays and pandas objects become tensors; float64 becomes float32 (the model's usual dtype)."""
+    if isinstance(value, torch.Tensor):
+        return value
+    try:
+        import numpy as np
+
+        array = np.asarray(value)
+    except Exception as error:  # noqa: BLE001 - any conversion failure is the same user mistake
+        raise ConfigError(f"{name} of type {type(value).__name__} cannot become a tensor ({error}); "
+                          "pass a torch.Tensor or numpy array") from None
+    tensor = torch.from_numpy(array.copy()) if array.dtype != object else None
+    if tensor is None:
+        raise ConfigError(f"{name} holds Python objects (dtype=object); pass a numeric tensor or array")
+    return tensor.float() if tensor.dtype == torch.float64 else tensor
+
+
+def make_source(data: Any, batch_size: int | None, shuffle: bool, seed: int | None, name: str = "train",
+                rank: int = 0, world_size: int = 1) -> TensorBatcher | IterableSource:
+    """Pick the fastest correct way to iterate `data` (see the module docstring)."""
+    if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
+        raise ConfigError(f"batch_size={batch_size!r} is not a positive integer; use e.g. batch_size=32, "
+                          "or None for full batch")
+    if data is None:
+        raise ConfigError(f"{name} data is None; pass (inputs, targets) tensors, a Dataset or a DataLoader")
+    if isinstance(data, (tuple, list)) and len(data) == 2 and not _looks_like_batches(data):
+        inputs, targets = as_tensor(data[0], f"{name} inputs"), as_tensor(data[1], f"{name} targets")
+        if len(inputs) != len(targets):
+            raise ConfigError(f"{name} inputs have {len(inputs)} rows but targets have {len(targets)}; "
+                              "they must have the same first dimension")
+        if len(inputs) == 0:
+            raise ConfigError(f"{name} data is empty (0 rows); pass at least one example")
+        return TensorBatcher((inputs, targets), batch_size, shuffle, seed, rank, world_size)
+    return IterableSource(data, batch_size, shuffle, seed)
+
+
+def _looks_like_batches(data: Any) -> bool:
+    # A list of two batches [(x0, y0), (x1, y1)] is not an (inputs, targets) pair.
+    return all(isinstance(item, (tuple, list, dict)) for item in data)

@@ -1,0 +1,121 @@
+"""`latest.pt` after every epoch, `best.pt` on improvement, and exact resume (lesson 004's two-file pattern).
+
+Resume restores model, optimizer, scheduler, every RNG, the batcher's position (mid-epoch after a signal),
+counters, History and every stateful callback, so an interrupted run continued with `resume=True` ends with
+bitwise the same weights and History as the uninterrupted run (CPU, deterministic ops).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from glassloop.checkpoint import atomic_save, envelope, load_checkpoint, rng_states, set_rng_states, unwrap
+from glassloop.errors import CheckpointError
+
+
+def callback_keys(callbacks: list[Any]) -> dict[str, Any]:
+    """Stable keys for stateful callbacks: class name + its index among callbacks of that class."""
+    keys, seen = {}, {}
+    for callback in callbacks:
+        if not (callable(getattr(callback, "state_dict", None)) and callable(getattr(callback, "load_state_dict",
+                                                                                     None))):
+            continue
+        name = type(callback).__name__
+        seen[name] = seen.get(name, -1) + 1
+        keys[f"{name}:{seen[name]}"] = callback
+    return keys
+
+
+class Checkpoint:
+    band = "checkpoint"
+
+    def __init__(self, run_dir: str | Path, resume: bool = False, save_best: bool = True,
+                 plot: bool = True) -> None:
+        self.run_dir = Path(run_dir)
+        self.resume = resume
+        self.save_best = save_best
+        self.plot = plot
+
+    @property
+    def latest_path(self) -> Path:
+        return self.run_dir / "latest.pt"
+
+    @property
+    def best_path(self) -> Path:
+        return self.run_dir / "best.pt"
+
+    def on_fit_start(self, state: Any) -> None:
+        if self.run_dir.exists() and not self.run_dir.is_dir():
+            raise CheckpointError(f"run directory {self.run_dir} is a file; pass a directory path")
+        if self.resume and self.latest_path.exists():
+            self.restore(state, load_checkpoint(self.latest_path, kind="latest"))
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+
+    def restore(self, state: Any, checkpoint: dict[str, Any]) -> None:
+        unwrap(state.model).load_state_dict(checkpoint["model"])
+        state.optimizer.load_state_dict(checkpoint["optimizer"])
+        if state.scheduler is not None and checkpoint["scheduler"] is not None:
+            state.scheduler.load_state_dict(checkpoint["scheduler"])
+        state.batcher.load_state_dict(checkpoint["batcher"])
+        state.history.load_state_dict(checkpoint["history"])
+        state.epoch, state.step = checkpoint["epoch"], checkpoint["step"]
+        stateful = callback_keys(state.callbacks)
+        for key, callback_state in checkpoint["callbacks"].items():
+            if key in stateful:
+                stateful[key].load_state_dict(callback_state)
+        if checkpoint["partial_epoch"] is not None:
+            state.extra["partial_epoch"] = checkpoint["partial_epoch"]
+        set_rng_states(checkpoint["rng"])
+        state.resumed = True
+        if checkpoint["finished"]:
+            state.stop(state.history.stop_reason or "finished")
+            state.extra["already_finished"] = True
+            print(f"Run in {self.run_dir} already finished ({state.history.stop_reason}); nothing to resume.")
+        else:
+            state.history.stop_reason = None  # it said "interrupted"; the run goes on
+
+    def save_latest(self, state: Any, finished: bool, partial_epoch: Any = None) -> None:
+        scheduler = state.scheduler.state_dict() if state.scheduler is not None else None
+        atomic_save(envelope(
+            "latest",
+            model=unwrap(state.model).state_dict(),
+            optimizer=state.optimizer.state_dict(),
+            scheduler=scheduler,
+            rng=rng_states(),
+            batcher=state.batcher.state_dict(),
+            epoch=state.epoch if partial_epoch is not None else state.epoch + 1,
+            step=state.step,
+            history=state.history.state_dict(),
+            callbacks={key: c.state_dict() for key, c in callback_keys(state.callbacks).items()},
+            config=state.config,
+            partial_epoch=partial_epoch,
+            finished=finished,
+        ), self.latest_path)
+
+    def on_epoch_end(self, state: Any) -> None:
+        if state.extra.get("nonfinite"):
+            return  # keep the last good latest.pt: these weights are fine but resuming would hit NaN again
+        record = state.record
+        interrupted = bool(state.extra.get("signal"))
+        finished = (state.should_stop and not interrupted) or record["epoch"] + 1 >= state.epochs
+        self.save_latest(state, finished=finished)
+        if self.save_best and state.history.best_epoch == record["epoch"]:
+            atomic_save(envelope("best", model=unwrap(state.model).state_dict(), epoch=record["epoch"],
+                                 record=dict(record), monitor=state.history.monitor, config=state.config),
+                        self.best_path)
+        state.history.to_csv(self.run_dir / "history.csv")
+
+    def on_fit_end(self, state: Any) -> None:
+        if "partial_epoch" in state.extra:  # interrupted mid-epoch: save the position to continue from
+            self.save_latest(state, finished=False, partial_epoch=state.extra["partial_epoch"])
+        if state.history.records:
+            state.history.to_csv(self.run_dir / "history.csv")
+            if self.plot:
+                self._plot(state)
+
+    def _plot(self, state: Any) -> None:
+        try:
+            state.history.plot(self.run_dir / "curves.png")
+        except ImportError:  # plots module or matplotlib missing: the checkpoint matters more than the picture
+            pass

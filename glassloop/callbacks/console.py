@@ -1,0 +1,118 @@
+"""The console table of lesson 004: `Epoch | Train Loss | Val Loss | LR | Grad Norm | Best`.
+
+Short runs print every epoch; long runs print the first, every k-th, each new best and the last. Inside long
+epochs a tqdm progress bar runs when stdout is a terminal. The diagnosis is printed at the end of the fit.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from typing import Any, TextIO
+
+
+def _fmt(value: Any, width: int, spec: str = ".6f") -> str:
+    if value is None:
+        return f"{'-':>{width}}"
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{value!s:>{width}}"
+    return f"{value:>{width}{spec}}"
+
+
+class Console:
+    """Prints the epoch table (reporters band: runs after early stopping and the checkpoint have decided)."""
+
+    band = "reporters"
+
+    def __init__(self, every: int | None = None, progress: Any = "auto", diagnosis: bool = True,
+                 stream: TextIO | None = None) -> None:
+        self.every = every
+        self.progress = progress
+        self.diagnosis = diagnosis
+        self.stream = stream
+        self.bar: Any = None
+        self.printed_header = False
+        self.best_printed: float | None = None
+
+    @property
+    def out(self) -> TextIO:
+        return self.stream or sys.stdout
+
+    def print(self, text: str = "") -> None:
+        print(text, file=self.out, flush=True)
+
+    def on_fit_start(self, state: Any) -> None:
+        self.started = time.perf_counter()
+        self.extra_keys: list[str] = []
+        if state.resumed:
+            self.print(f"Resuming at epoch {state.epoch + 1}/{state.epochs} (step {state.step}).")
+        self.use_bar = self._want_bar(state)
+
+    def _want_bar(self, state: Any) -> bool:
+        if self.progress is False or self.progress is None:
+            return False
+        if self.progress is True:
+            return True
+        # auto: only on a terminal and only when an epoch has enough steps to be worth watching
+        return bool(getattr(self.out, "isatty", lambda: False)()) and len(state.batcher) >= 200
+
+    def on_epoch_start(self, state: Any) -> None:
+        if self.use_bar:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=len(state.batcher), desc=f"epoch {state.epoch + 1}", leave=False, file=self.out)
+
+    def on_batch_end(self, state: Any) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def _close_bar(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    def _header(self, record: dict[str, Any]) -> None:
+        self.extra_keys = [k for k in record if k.startswith("val_") and k != "val_loss"]
+        extras = "".join(f" | {k:>10}" for k in self.extra_keys)
+        header = (f"{'Epoch':>6} | {'Train Loss':>12} | {'Val Loss':>10} | {'LR':>9} | {'Grad Norm':>9}"
+                  f"{extras} | Best")
+        self.print(header)
+        self.print("-" * len(header))
+        self.printed_header = True
+
+    def _show(self, state: Any, is_best: bool) -> bool:
+        epoch, epochs = state.epoch, state.epochs
+        every = self.every or max(1, epochs // 10) if epochs > 20 else 1
+        return epoch == 0 or epoch == epochs - 1 or (epoch + 1) % every == 0 or is_best or state.should_stop
+
+    def on_epoch_end(self, state: Any) -> None:
+        self._close_bar()
+        record = state.record
+        is_best = state.history.best_epoch == record["epoch"]
+        if not self.printed_header:
+            self._header(record)
+        if not self._show(state, is_best):
+            return
+        extras = "".join(f" | {_fmt(record.get(k), 10)}" for k in self.extra_keys)
+        self.print(f"{record['epoch'] + 1:>6} | {_fmt(record['train_loss'], 12)} | {_fmt(record['val_loss'], 10)}"
+                   f" | {_fmt(record['lr'], 9, '.2e')} | {_fmt(record['grad_norm'], 9, '.3f')}{extras} | "
+                   f"{' *' if is_best else ''}")
+
+    def on_fit_end(self, state: Any) -> None:
+        self._close_bar()
+        history = state.history
+        seconds = time.perf_counter() - self.started
+        if history.best_epoch is not None:
+            what = "val loss" if history.records and history.records[0].get("val_loss") is not None else "train loss"
+            self.print(f"\nBest {what}: {history.best_val_loss:.6f} at epoch {history.best_epoch + 1}")
+        self.print(f"Stopped: {history.stop_reason} ({seconds:.1f} s, {state.step} steps)")
+        if self.diagnosis and history.records:
+            try:
+                from glassloop.diagnosis import diagnose
+            except ImportError:  # the diagnosis module is optional for the console
+                return
+            self.print(str(diagnose(history)))
+
+    def on_exception(self, state: Any) -> None:
+        self._close_bar()

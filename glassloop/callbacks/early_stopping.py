@@ -1,0 +1,68 @@
+"""Early stopping with patience (lesson 004): stop when the monitored value has not improved for `patience`
+epochs, and (with `restore_best`) end with the best epoch's weights whether or not the stop fired."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from glassloop.errors import ConfigError
+
+
+class EarlyStopping:
+    band = "monitors"
+
+    def __init__(self, monitor: str = "val_loss", mode: str = "min", patience: int = 10, min_delta: float = 0.0,
+                 restore_best: bool = True) -> None:
+        if mode not in ("min", "max"):
+            raise ConfigError(f"EarlyStopping mode={mode!r}; expected 'min' or 'max'")
+        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
+            raise ConfigError(f"EarlyStopping patience={patience!r} must be an integer >= 1 (epochs to wait)")
+        if not isinstance(min_delta, (int, float)) or min_delta < 0:
+            raise ConfigError(f"EarlyStopping min_delta={min_delta!r} must be a number >= 0")
+        self.monitor, self.mode, self.patience, self.min_delta = monitor, mode, patience, float(min_delta)
+        self.restore_best = restore_best
+        self.best: float | None = None
+        self.best_epoch: int | None = None
+        self.wait = 0
+        self.best_weights: dict[str, Any] | None = None
+
+    def improved(self, value: float) -> bool:
+        if self.best is None:
+            return True
+        return value < self.best - self.min_delta if self.mode == "min" else value > self.best + self.min_delta
+
+    def on_epoch_end(self, state: Any) -> None:
+        record = state.record
+        if self.monitor not in record:
+            available = ", ".join(sorted(k for k, v in record.items() if isinstance(v, (int, float))))
+            raise ConfigError(f"EarlyStopping monitor={self.monitor!r} is not in the epoch record; available: "
+                              f"{available}")
+        value = record[self.monitor]
+        if value is None:
+            raise ConfigError(f"EarlyStopping monitors {self.monitor!r} but it is None (no validation data?); "
+                              "pass val=... to fit or monitor='train_loss'")
+        if not math.isfinite(value):
+            return
+        if self.improved(value):
+            self.best, self.best_epoch, self.wait = float(value), record["epoch"], 0
+            if self.restore_best:  # a copy in memory; cheap next to an epoch for the models glassloop targets
+                self.best_weights = {k: v.detach().clone() for k, v in state.model.state_dict().items()}
+            return
+        self.wait += 1
+        if self.wait >= self.patience:
+            state.stop(f"early stopping: {self.monitor} has not improved for {self.patience} epochs since its best "
+                       f"{self.best:.6g} at epoch {self.best_epoch + 1}")
+
+    def on_fit_end(self, state: Any) -> None:
+        if self.restore_best and self.best_weights is not None and not state.extra.get("signal"):
+            state.model.load_state_dict(self.best_weights)
+            state.extra["restored_epoch"] = self.best_epoch
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait,
+                "best_weights": self.best_weights}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best, self.best_epoch, self.wait = state["best"], state["best_epoch"], state["wait"]
+        self.best_weights = state["best_weights"]

@@ -1,0 +1,118 @@
+"""Checkpoint files: one versioned format, atomic writes, and loads that can never run code.
+
+`latest.pt` holds everything needed to continue a run bit for bit (model, optimizer, scheduler, RNG states, batcher
+position, counters, History, stateful callbacks, config); `best.pt` holds the best epoch's weights and what is
+needed to use them. Both are plain dicts of tensors and numbers, loaded with `torch.load(weights_only=True)`.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import random
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from glassloop.errors import CheckpointError
+
+FORMAT = "glassloop.checkpoint"
+VERSION = 1
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The plain module inside DDP/DataParallel (`.module`) or torch.compile (`._orig_mod`) wrappers."""
+    while True:
+        inner = getattr(model, "_orig_mod", None) or (
+            model.module if isinstance(model, (torch.nn.parallel.DistributedDataParallel, torch.nn.DataParallel))
+            else None)
+        if inner is None:
+            return model
+        model = inner
+
+
+def atomic_save(payload: dict[str, Any], path: str | Path) -> None:
+    """Write to a temporary file in the same directory, flush, fsync, then `os.replace` over `path`.
+
+    A crash at any instant leaves either the old file or the new one, never a half-written one.
+    """
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(temporary, "wb") as handle:
+            torch.save(payload, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    finally:
+        if temporary.exists():
+            temporary.unlink()
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)  # make the rename itself durable
+    finally:
+        os.close(directory)
+
+
+def load_checkpoint(path: str | Path, kind: str | None = None) -> dict[str, Any]:
+    """Load a glassloop checkpoint safely (`weights_only=True`: tensors and plain data only, never code).
+
+    Raises a one-line `CheckpointError` naming the file and the fix for a missing, truncated, corrupted, foreign,
+    wrong-version or code-carrying file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist; check the run directory "
+                              "(a run writes latest.pt after its first epoch)")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"checkpoint {path} is empty (0 bytes); it was never written completely. "
+                              "Delete it and resume from the other checkpoint or start a fresh run")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise CheckpointError(
+            f"refused to load {path}: it carries Python objects or code that a weights-only load does not allow "
+            f"({str(error).splitlines()[-1][:160] if str(error) else 'unpickling error'}). Only load checkpoints "
+            "you trust; glassloop never executes code from a checkpoint") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as error:
+        raise CheckpointError(f"checkpoint {path} is truncated or corrupted ({type(error).__name__}: "
+                              f"{str(error).splitlines()[0][:120]}); resume from another checkpoint or start "
+                              "a fresh run") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a glassloop checkpoint (no '{FORMAT}' marker); for a plain "
+                              "state_dict use model.load_state_dict(torch.load(path, weights_only=True))")
+    if payload.get("version") != VERSION:
+        raise CheckpointError(f"checkpoint {path} has format version {payload.get('version')!r}, this glassloop "
+                              f"reads version {VERSION}; use the glassloop release that wrote it")
+    if kind is not None and payload.get("kind") != kind:
+        raise CheckpointError(f"{path} is a {payload.get('kind')!r} checkpoint, expected {kind!r}")
+    return payload
+
+
+def rng_states() -> dict[str, Any]:
+    """python, numpy and torch (CPU and CUDA) generator states as tensors and plain data."""
+    version, internal, gauss = random.getstate()
+    name, keys, position, has_gauss, cached = np.random.get_state()
+    return {
+        "python": [version, list(internal), gauss],
+        "numpy": [name, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, cached],
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def set_rng_states(states: dict[str, Any]) -> None:
+    version, internal, gauss = states["python"]
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, position, has_gauss, cached = states["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), position, has_gauss, cached))
+    torch.set_rng_state(states["torch"])
+    if states["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def envelope(kind: str, **content: Any) -> dict[str, Any]:
+    return {"format": FORMAT, "version": VERSION, "kind": kind, **content}

@@ -1,0 +1,104 @@
+"""`fit()` and `evaluate()`: the heartbeat the lessons teach, one commented line per step.
+
+    zero_grad -> forward -> loss -> backward -> (clip) -> step -> (per-step schedule)
+    then evaluate under model.eval() + torch.no_grad(), the per-epoch schedule, and the epoch-end callbacks.
+
+Everything that is not the heartbeat (argument checks, building optimizers and schedulers by name, devices,
+threads, signals) lives in `glassloop.setup` so that this file reads like lesson 004's loop.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import torch
+
+from glassloop.setup import Run, move_to, prepare
+from glassloop.state import History
+
+
+def fit(model: torch.nn.Module, train: Any, val: Any = None, loss: Any = "mse", optimizer: Any = "adam",
+        lr: float = 1e-3, weight_decay: float = 0.0, momentum: float = 0.0, epochs: int = 10,
+        batch_size: int | None = 32, shuffle: bool = True, scheduler: Any = None,
+        clip_grad_norm: float | None = None, callbacks: Any = (), seed: int | None = None, device: Any = "auto",
+        metrics: Any = None, progress: Any = "auto", verbose: bool = True, *, compute_loss: Any = None,
+        scheduler_step: str = "auto", threads: Any = "auto", checks: bool = False) -> History:
+    """Train `model` on `train` with the lessons' loop and return its `History`. See README for every option."""
+    run = prepare(**locals())
+    with run.guards():  # intra-op threads, SIGINT/SIGTERM -> stop after the current step
+        return heartbeat(run)
+
+
+def heartbeat(run: Run) -> History:
+    state, model, optimizer, hooks = run.state, run.model, run.optimizer, run.callbacks
+    try:
+        hooks("on_fit_start", state)  # a resuming Checkpoint restores everything here
+        while state.epoch < run.epochs and not state.should_stop:
+            hooks("on_epoch_start", state)
+            model.train()                                                   # dropout/batch-norm: training mode
+            losses, norms, started = run.resume_partial_epoch()
+            for batch in run.train.epoch():
+                run.batch_hooks and hooks("on_batch_start", state)
+                optimizer.zero_grad(set_to_none=True)                       # 1. clear last step's gradients
+                if run.compute_loss is None:
+                    inputs, targets = move_to(batch, run.device)
+                    outputs = model(inputs)                                 # 2. forward pass
+                    loss = run.loss_fn(outputs, targets)                    # 3. loss: one scalar
+                else:
+                    loss = run.compute_loss(model, move_to(batch, run.device))  # 2-3. custom forward + loss
+                loss.backward()                                             # 4. backward: fill every .grad
+                run.after_backward_hooks and hooks("on_after_backward", state)
+                grad_norm = run.clip(run.parameters, run.clip_grad_norm)    # 5. pre-clip norm; clip if asked
+                loss_value, norm_value = loss.item(), grad_norm.item()
+                if not math.isfinite(loss_value + norm_value):              #    never step on NaN/Inf
+                    state.stop(run.nonfinite_reason(loss_value, norm_value, len(losses)))
+                    losses.append(loss_value)
+                    break
+                optimizer.step()                                            # 6. update the weights
+                run.per_batch_schedule and run.scheduler.step()             #    onecycle/warmup: every step
+                losses.append(loss_value)
+                norms.append(norm_value)
+                state.step += 1
+                run.batch_hooks and hooks("on_batch_end", state)
+                if state.should_stop:                                       # a signal: stop after this step
+                    break
+            if state.should_stop and run.interrupted:                       # mid-epoch: checkpoint resumes it
+                run.save_partial_epoch(losses, norms, started)
+                break
+            record = run.epoch_record(losses, norms)
+            record.update(run.validate())                                   # model.eval() + torch.no_grad()
+            run.step_epoch_schedule(record)                                 # per-epoch schedules (plateau: val)
+            record["seconds"] = time.perf_counter() - started
+            state.record = record
+            state.history.append(record)
+            hooks("on_epoch_end", state)                                    # monitors, checkpoint, reporters
+            state.epoch += 1
+        run.finish()
+        hooks("on_fit_end", state)
+    except BaseException as error:
+        state.exception = error
+        hooks("on_exception", state)
+        raise
+    return state.history
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, data: Any, loss: Any = "mse", metrics: Any = None,
+             batch_size: int | None = 8192, device: Any = None, compute_loss: Any = None) -> dict[str, float]:
+    """Mean loss (and metrics) of `model` on `data` under `model.eval()` + `torch.no_grad()`.
+
+    Returns `{"loss": ..., "<metric>": ...}`. The model's train/eval mode is restored afterwards.
+    """
+    from glassloop.setup import evaluate_source
+
+    return evaluate_source(model, data, loss, metrics, batch_size, device, compute_loss)
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, inputs: Any, batch_size: int | None = 8192, device: Any = None) -> torch.Tensor:
+    """Model outputs for `inputs` (tensor or array) under eval mode and no_grad, returned on the CPU."""
+    from glassloop.setup import predict_tensor
+
+    return predict_tensor(model, inputs, batch_size, device)

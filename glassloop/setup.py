@@ -1,0 +1,436 @@
+"""Everything around the heartbeat: validate `fit`'s arguments before the first batch, build the pieces
+(optimizer, scheduler, loss, batches, callbacks) and hold the per-run helpers the loop calls.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import random
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from glassloop.batches import IterableSource, TensorBatcher, as_tensor, make_source
+from glassloop.errors import ConfigError
+from glassloop.events import CallbackList
+from glassloop.schedules import (
+    is_plateau,
+    make_loss,
+    make_optimizer,
+    make_scheduler,
+    steps_per_batch,
+)
+from glassloop.state import LoopState
+
+# Losses that compare outputs and targets element by element: any shape mismatch would silently broadcast.
+ELEMENTWISE_LOSSES = (nn.MSELoss, nn.L1Loss, nn.HuberLoss, nn.SmoothL1Loss, nn.BCELoss, nn.BCEWithLogitsLoss)
+ELEMENTWISE_FUNCTIONS = {"mse_loss", "l1_loss", "huber_loss", "smooth_l1_loss", "binary_cross_entropy",
+                         "binary_cross_entropy_with_logits"}
+
+
+def resolve_device(device: Any) -> torch.device:
+    if device in (None, "auto"):
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"device={device!r} is not a torch device; use 'auto', 'cpu' or 'cuda'") from None
+
+
+def move_to(batch: Any, device: torch.device) -> Any:
+    """Tensors inside tuples, lists and dicts go to `device` (a no-op when they are already there)."""
+    if isinstance(batch, torch.Tensor):
+        return batch if batch.device == device else batch.to(device, non_blocking=True)
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(move_to(item, device) for item in batch)
+    if isinstance(batch, dict):
+        return {key: move_to(value, device) for key, value in batch.items()}
+    return batch
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (lesson 003: set all three)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def grad_norm(parameters: list[torch.Tensor], max_norm: float | None = None) -> torch.Tensor:
+    """Global L2 norm of all gradients, measured before clipping; clips in place when `max_norm` is set."""
+    grads = [p.grad for p in parameters if p.grad is not None]
+    if not grads:
+        return torch.zeros(())
+    total = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))  # one fused pass, ~2x get_total_norm
+    if max_norm is not None:
+        torch.nn.utils.clip_grads_with_norm_(parameters, max_norm, total)
+    return total
+
+
+class ShapeGuard:
+    """Checks the first (outputs, targets) pair a built-in loss sees; after that it is a plain call."""
+
+    def __init__(self, loss_fn: Any) -> None:
+        self.loss_fn = loss_fn
+        self.checked = False
+
+    def __call__(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        if not self.checked:
+            check_loss_inputs(self.loss_fn, outputs, targets)
+            self.checked = True
+        return self.loss_fn(outputs, targets)
+
+
+def check_loss_inputs(loss_fn: Any, outputs: Any, targets: Any) -> None:
+    """Raise ConfigError where the loss would broadcast or misread its inputs instead of failing."""
+    if not (isinstance(outputs, torch.Tensor) and isinstance(targets, torch.Tensor)):
+        return
+    name = getattr(loss_fn, "__name__", "")
+    if isinstance(loss_fn, ELEMENTWISE_LOSSES) or name in ELEMENTWISE_FUNCTIONS:
+        if outputs.shape != targets.shape:
+            fix = ("reshape the targets with targets.unsqueeze(1) (or targets.view(-1, 1))"
+                   if outputs.dim() == targets.dim() + 1 and outputs.shape[-1] == 1 else
+                   "squeeze the model output with outputs.squeeze(1)"
+                   if targets.dim() == outputs.dim() + 1 and targets.shape[-1] == 1 else
+                   "make the model output and the targets the same shape")
+            raise ConfigError(
+                f"loss {type(loss_fn).__name__} got outputs of shape {tuple(outputs.shape)} and targets of shape "
+                f"{tuple(targets.shape)}; they would broadcast to a wrong loss. Expected equal shapes: {fix}")
+        if not targets.dtype.is_floating_point:
+            raise ConfigError(
+                f"loss {type(loss_fn).__name__} got integer targets ({targets.dtype}); regression losses need float "
+                "targets: use targets.float(), or loss='cross_entropy' for class labels")
+    if isinstance(loss_fn, nn.CrossEntropyLoss) and not targets.dtype.is_floating_point:
+        if outputs.dim() < 2 or targets.shape != outputs.shape[:1] + outputs.shape[2:]:
+            raise ConfigError(
+                f"CrossEntropyLoss got outputs {tuple(outputs.shape)} and class-index targets {tuple(targets.shape)};"
+                " expected outputs (N, C) logits and targets (N,) class indices (use targets.view(-1).long())")
+
+
+METRICS = {
+    "mae": lambda o, t: (o - t).abs().mean(),
+    "mse": lambda o, t: ((o - t) ** 2).mean(),
+    "rmse": lambda o, t: ((o - t) ** 2).mean().sqrt(),
+    "accuracy": lambda o, t: (o.argmax(1) == t).float().mean() if o.dim() > 1 and o.shape[1] > 1
+    else ((o > 0).long().view_as(t) == t.long()).float().mean(),
+}
+
+
+def make_metrics(metrics: Any) -> dict[str, Any]:
+    if metrics is None:
+        return {}
+    if isinstance(metrics, (list, tuple)):
+        metrics = {name: name for name in metrics}
+    if not isinstance(metrics, dict):
+        raise ConfigError(f"metrics={metrics!r} should be a dict name -> fn(outputs, targets), or a list of "
+                          f"names from {', '.join(METRICS)}")
+    built = {}
+    for name, fn in metrics.items():
+        if isinstance(fn, str):
+            if fn not in METRICS:
+                raise ConfigError(f"unknown metric {fn!r}; expected one of {', '.join(METRICS)} or a callable")
+            fn = METRICS[fn]
+        if not callable(fn):
+            raise ConfigError(f"metric {name!r} is {fn!r}, not callable; pass fn(outputs, targets) -> number")
+        built[name] = fn
+    return built
+
+
+def _check_number(name: str, value: Any, minimum: float, allow_none: bool = False, integer: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
+    if isinstance(value, bool) or not ok_type or not math.isfinite(value) or value < minimum:
+        kind = "an integer" if integer else "a number"
+        raise ConfigError(f"{name}={value!r} must be {kind} >= {minimum}")
+
+
+class Run:
+    """One call of `fit`: the built pieces plus the small helpers the heartbeat calls."""
+
+    def __init__(self, **options: Any) -> None:
+        self.options = options
+        model = options["model"]
+        if not isinstance(model, nn.Module):
+            raise ConfigError(f"model is a {type(model).__name__}, not a torch.nn.Module; build it with nn.Sequential "
+                              "or an nn.Module subclass")
+        _check_number("epochs", options["epochs"], 1, integer=True)
+        _check_number("clip_grad_norm", options["clip_grad_norm"], 0, allow_none=True)
+        if options["clip_grad_norm"] == 0:
+            raise ConfigError("clip_grad_norm=0 would zero every gradient; use a positive max norm such as 1.0, "
+                              "or None for no clipping")
+        if options["seed"] is not None and (isinstance(options["seed"], bool) or not isinstance(options["seed"], int)):
+            raise ConfigError(f"seed={options['seed']!r} must be an integer or None")
+        if options["scheduler_step"] not in ("auto", "epoch", "batch"):
+            raise ConfigError(f"scheduler_step={options['scheduler_step']!r}; expected 'auto', 'epoch' or 'batch'")
+        self.device = resolve_device(options["device"])
+        self.epochs = options["epochs"]
+        self.compute_loss = options["compute_loss"]
+        if self.compute_loss is not None and not callable(self.compute_loss):
+            raise ConfigError("compute_loss must be a function fn(model, batch) -> scalar loss tensor")
+        if options["seed"] is not None:
+            seed_everything(options["seed"])
+        self.model = model.to(self.device)
+        self.parameters = [p for p in model.parameters() if p.requires_grad]
+        if not self.parameters:
+            raise ConfigError("the model has no trainable parameters (all requires_grad=False); nothing to train")
+        self.loss_fn = ShapeGuard(make_loss(options["loss"]))
+        self.metrics = make_metrics(options["metrics"])
+        self.train = make_source(options["train"], options["batch_size"], options["shuffle"], options["seed"],
+                                 "train", *distributed_rank()).to(self.device)
+        self.val = options["val"]
+        if self.val is not None:
+            make_source(self.val, options["batch_size"], False, None, "val")  # validate now, not after an epoch
+        self.optimizer = make_optimizer(options["optimizer"], self.parameters, options["lr"], options["momentum"],
+                                        options["weight_decay"])
+        self.scheduler = make_scheduler(options["scheduler"], self.optimizer, self.epochs, len(self.train))
+        self.per_batch_schedule = self.scheduler is not None and (
+            options["scheduler_step"] == "batch" or (options["scheduler_step"] == "auto"
+                                                      and steps_per_batch(self.scheduler, options["scheduler"])))
+        self.clip_grad_norm = options["clip_grad_norm"]
+        self.clip = grad_norm
+        self.callbacks = CallbackList(self._callbacks(options))
+        self.batch_hooks = self.callbacks.has("on_batch_start") or self.callbacks.has("on_batch_end")
+        self.after_backward_hooks = self.callbacks.has("on_after_backward")
+        self.interrupted: int | None = None
+        self.state = LoopState(model=self.model, optimizer=self.optimizer, scheduler=self.scheduler,
+                               loss_fn=self.loss_fn.loss_fn, epochs=self.epochs, batcher=self.train,
+                               device=self.device, config=self.config(), callbacks=self.callbacks.callbacks)
+        if options["checks"]:
+            self._runtime_checks()
+
+    def _callbacks(self, options: dict[str, Any]) -> list[Any]:
+        callbacks = options["callbacks"]
+        if callbacks is None:
+            callbacks = []
+        elif not isinstance(callbacks, (list, tuple)):
+            callbacks = [callbacks]
+        callbacks = list(callbacks)
+        from glassloop.callbacks.console import Console
+
+        if options["verbose"] and is_main_process() and not any(isinstance(c, Console) for c in callbacks):
+            callbacks.append(Console(progress=options["progress"]))
+        return callbacks
+
+    def config(self) -> dict[str, Any]:
+        """JSON-safe description of this run (checkpoints and MLflow params use it)."""
+        o = self.options
+        scheduler = o["scheduler"]
+        return {
+            "model_class": type(self.model).__name__,
+            "parameters": sum(p.numel() for p in self.parameters),
+            "loss": o["loss"] if isinstance(o["loss"], str) else type(o["loss"]).__name__,
+            "optimizer": type(self.optimizer).__name__,
+            "optimizer_defaults": {k: v for k, v in self.optimizer.defaults.items()
+                                   if isinstance(v, (int, float, str, bool, type(None)))},
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "epochs": self.epochs, "batch_size": o["batch_size"], "shuffle": o["shuffle"],
+            "scheduler": scheduler if isinstance(scheduler, (str, type(None))) else type(scheduler).__name__,
+            "clip_grad_norm": o["clip_grad_norm"], "seed": o["seed"], "device": str(self.device),
+            "train_size": self.train.n if isinstance(self.train, TensorBatcher) else len(self.train),
+            "compute_loss": getattr(self.compute_loss, "__name__", None),
+        }
+
+    # -- helpers the heartbeat calls -------------------------------------------------------------------------
+
+    def resume_partial_epoch(self) -> tuple[list[float], list[float], float]:
+        """Start an epoch: empty accumulators, or those of an epoch interrupted mid-way and now resumed."""
+        self.epoch_lr = self.optimizer.param_groups[0]["lr"]  # the LR this epoch trains with
+        partial = self.state.extra.pop("partial_epoch", None)
+        if partial is None:
+            return [], [], time.perf_counter()
+        return list(partial["losses"]), list(partial["norms"]), time.perf_counter() - partial["seconds"]
+
+    def save_partial_epoch(self, losses: list[float], norms: list[float], started: float) -> None:
+        # Only the in-memory batcher knows its position inside an epoch; other sources redo the epoch.
+        if isinstance(self.train, TensorBatcher):
+            self.state.extra["partial_epoch"] = {"losses": losses, "norms": norms,
+                                                 "seconds": time.perf_counter() - started}
+
+    def epoch_record(self, losses: list[float], norms: list[float]) -> dict[str, Any]:
+        return {
+            "epoch": self.state.epoch,
+            "train_loss": math.fsum(losses) / len(losses) if losses else float("nan"),
+            "val_loss": None,
+            "lr": self.epoch_lr,
+            "grad_norm": math.fsum(norms) / len(norms) if norms else float("nan"),
+        }
+
+    def validate(self) -> dict[str, Any]:
+        if self.val is None:
+            return {}
+        result = evaluate_source(self.model, self.val, self.loss_fn, self.metrics, self.options["batch_size"],
+                                 self.device, self.compute_loss)
+        return {("val_loss" if key == "loss" else f"val_{key}"): value for key, value in result.items()}
+
+    def step_epoch_schedule(self, record: dict[str, Any]) -> None:
+        if self.scheduler is None or self.per_batch_schedule or self.state.should_stop:
+            return
+        if is_plateau(self.scheduler):
+            monitored = record["val_loss"] if record["val_loss"] is not None else record["train_loss"]
+            self.scheduler.step(monitored)
+        else:
+            self.scheduler.step()
+
+    def nonfinite_reason(self, loss_value: float, norm_value: float, batch_index: int) -> str:
+        what = "loss" if not math.isfinite(loss_value) else "gradient norm"
+        value = loss_value if what == "loss" else norm_value
+        self.state.extra["nonfinite"] = True
+        return (f"non-finite {what} ({value}) at epoch {self.state.epoch + 1}, batch {batch_index + 1}, "
+                f"step {self.state.step + 1}; no update was applied. Lower the learning rate ~10x, "
+                "add clip_grad_norm=1.0, and check the data for NaN/Inf or unscaled features")
+
+    def finish(self) -> None:
+        history = self.state.history
+        if self.state.stop_reason is not None:
+            history.stop_reason = self.state.stop_reason
+        elif history.stop_reason is None:
+            history.stop_reason = f"completed {self.epochs} epochs"
+
+    # -- process-level guards ----------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def guards(self) -> Iterator[None]:
+        threads = self.options["threads"]
+        previous = torch.get_num_threads()
+        wanted = self._threads(threads)
+        if wanted and wanted != previous:
+            torch.set_num_threads(wanted)
+        handlers = self._install_signal_handlers()
+        try:
+            yield
+        finally:
+            for signum, handler in handlers.items():
+                signal.signal(signum, handler)
+            if wanted and wanted != previous:
+                torch.set_num_threads(previous)
+
+    def _threads(self, threads: Any) -> int | None:
+        if threads == "auto":
+            # Small models gain nothing from 2 intra-op threads and collapse when a neighbour is busy
+            # (reference/performance.md §7); GEMM-heavy steps keep torch's default.
+            if self.device.type != "cpu":
+                return None
+            batch = self.options["batch_size"] or getattr(self.train, "n", 1)
+            macs_per_step = batch * sum(p.numel() for p in self.parameters)
+            return 1 if macs_per_step < 4_000_000 else None
+        if threads is None:
+            return None
+        _check_number("threads", threads, 1, integer=True)
+        return threads
+
+    def _install_signal_handlers(self) -> dict[int, Any]:
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+        previous: dict[int, Any] = {}
+
+        def handle(signum: int, frame: Any) -> None:
+            if self.interrupted is not None:  # second signal: abort now (files are written atomically)
+                signal.signal(signum, previous.get(signum, signal.SIG_DFL))
+                raise KeyboardInterrupt
+            self.interrupted = signum
+            name = signal.Signals(signum).name
+            self.state.stop(f"interrupted by {name} at epoch {self.state.epoch + 1}, step {self.state.step}; "
+                            "resume with gl.Checkpoint(run_dir, resume=True) or `glassloop resume DIR`")
+            self.state.extra["signal"] = signum
+
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            try:
+                previous[signum] = signal.signal(signum, handle)
+            except (ValueError, OSError):
+                pass
+        return previous
+
+    def _runtime_checks(self) -> None:
+        from glassloop.doctor.runtime import check
+
+        if not isinstance(self.train, TensorBatcher) or self.compute_loss is not None:
+            return
+        inputs, targets = (t[: self.train.batch_size] for t in self.train.tensors)
+        findings = check(self.model, self.loss_fn.loss_fn, self.optimizer, (inputs, targets))
+        self.state.extra["checks"] = findings
+        if self.options["verbose"]:
+            for finding in findings:
+                print(finding)
+
+
+def prepare(**options: Any) -> Run:
+    return Run(**options)
+
+
+def distributed_rank() -> tuple[int, int]:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def is_main_process() -> bool:
+    return distributed_rank()[0] == 0 and os.environ.get("RANK", "0") == "0"
+
+
+# -- evaluation ------------------------------------------------------------------------------------------------
+
+
+def evaluate_source(model: nn.Module, data: Any, loss: Any, metrics: Any, batch_size: int | None,
+                    device: Any, compute_loss: Any) -> dict[str, float]:
+    device = resolve_device(device) if device is not None else _model_device(model)
+    loss_fn = loss if isinstance(loss, ShapeGuard) else ShapeGuard(make_loss(loss))
+    metric_fns = metrics if isinstance(metrics, dict) and all(callable(f) for f in metrics.values()) \
+        else make_metrics(metrics)
+    # Validation needs no small batches: in-memory data goes through in chunks of at least 8192 rows.
+    source = make_source(data, max(batch_size or 0, 8192), False, None, "val")
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            total, count, outputs_all, targets_all = 0.0, 0, [], []
+            for batch in source.epoch():
+                batch = move_to(batch, device)
+                if compute_loss is not None:
+                    total += float(compute_loss(model, batch))  # per-batch mean of a custom loss
+                    count += 1
+                    continue
+                inputs, targets = batch
+                outputs = model(inputs)
+                total += float(loss_fn(outputs, targets)) * len(targets)
+                count += len(targets)
+                if metric_fns:
+                    outputs_all.append(outputs)
+                    targets_all.append(targets)
+            result = {"loss": total / max(count, 1)}
+            if metric_fns and outputs_all:
+                outputs, targets = torch.cat(outputs_all), torch.cat(targets_all)
+                result.update({name: float(fn(outputs, targets)) for name, fn in metric_fns.items()})
+    finally:
+        model.train(was_training)
+    return result
+
+
+def predict_tensor(model: nn.Module, inputs: Any, batch_size: int | None, device: Any) -> torch.Tensor:
+    device = resolve_device(device) if device is not None else _model_device(model)
+    inputs = as_tensor(inputs, "inputs")
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            size = batch_size or len(inputs)
+            return torch.cat([model(chunk.to(device)).cpu() for chunk in inputs.split(size)])
+    finally:
+        model.train(was_training)
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    parameter = next(model.parameters(), None)
+    return parameter.device if parameter is not None else torch.device("cpu")
+
