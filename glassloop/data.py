@@ -556,12 +556,12 @@ def run_baselines(train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, n
     results: dict[str, dict[str, Any]] = {}
     for name in names:
         if task == "regression":
-            model = LinearRegression() if name == "linear" else RandomForestRegressor(n_estimators=200, random_state=seed)
+            model = LinearRegression() if name == "linear" else RandomForestRegressor(n_estimators=100, random_state=seed)
             model.fit(train_x, train_y)
             metrics = regression_metrics(val_y, model.predict(val_x))
         else:
             model = (LogisticRegression(max_iter=2000) if name == "linear"
-                     else RandomForestClassifier(n_estimators=200, random_state=seed))
+                     else RandomForestClassifier(n_estimators=100, random_state=seed))
             model.fit(train_x, train_y)
             # Classes absent from the training rows get probability 0, so log-loss is over every class.
             k = n_classes if n_classes is not None else int(max(train_y.max(), val_y.max())) + 1
