@@ -329,6 +329,139 @@ def house() -> LessonResult:
             "scaled_prediction_3000": scaled_prediction}
 
 
+def overfitting() -> LessonResult:
+    """An over-large MLP on 20 noisy points: the scissors pattern, then early stopping with gl.EarlyStopping."""
+    import torch
+    from torch import nn
+
+    import glassloop as gl
+
+    _title("overfitting: the scissors pattern, and early stopping")
+    generator = torch.Generator().manual_seed(0)
+    x = torch.rand(60, 1, generator=generator) * 6 - 3
+    y = torch.sin(x) + 0.3 * torch.randn(60, 1, generator=generator)  # noise variance 0.09: the floor for val
+    train, val = (x[:20], y[:20]), (x[20:], y[20:])
+
+    def big_mlp() -> nn.Module:  # ~66,000 weights for 20 points
+        torch.manual_seed(0)
+        return nn.Sequential(nn.Linear(1, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 1))
+
+    options = {"optimizer": "adam", "lr": 3e-3, "batch_size": None, "seed": 0, "verbose": False, "progress": False}
+    history = gl.fit(big_mlp(), train, val, epochs=400, **options)
+    print(f"  {'epoch':>5} {'train_loss':>11} {'val_loss':>9}")
+    for record in history.records[::40] + history.records[-1:]:
+        print(f"  {record['epoch'] + 1:>5} {record['train_loss']:>11.4f} {record['val_loss']:>9.4f}")
+    best = history.best_epoch
+    last = history.records[-1]
+    print(f"  best val_loss {history.best_val_loss:.4f} at epoch {best + 1}; at epoch 400 train {last['train_loss']:.4f}"
+          f", val {last['val_loss']:.4f}")
+    _watch("the blades open: train loss keeps falling toward 0 while val loss turns around and climbs")
+    _watch("train loss below the noise level (0.09) means the net is memorising the noise, not the sine")
+    label = _diagnosis(history)
+
+    print("\n  the same run with callbacks=[gl.EarlyStopping(patience=20)] (restore_best=True by default):")
+    model = big_mlp()
+    stopped = gl.fit(model, train, val, epochs=400, callbacks=[gl.EarlyStopping(patience=20)], **options)
+    kept = gl.evaluate(model, val)["loss"]
+    print(f"  {stopped.stop_reason}")
+    print(f"  ran {len(stopped.records)} of 400 epochs; the model we keep has val_loss {kept:.4f} (epoch "
+          f"{stopped.best_epoch + 1}), not {stopped.records[-1]['val_loss']:.4f} from its last epoch")
+    _watch("early stopping needs no guess of the right epoch count: it watches val_loss and keeps the best weights")
+    return {"train_losses": history["train_loss"], "val_losses": history["val_loss"], "best_epoch": best,
+            "best_val_loss": history.best_val_loss, "final_train_loss": last["train_loss"],
+            "final_val_loss": last["val_loss"], "diagnosis": label, "early_stop_epochs": len(stopped.records),
+            "early_stop_reason": stopped.stop_reason, "early_stop_kept_val_loss": kept}
+
+
+def dqn_step() -> LessonResult:
+    """Lesson 004's DQN inner step (Huber, frozen target net, clipping) by hand and through gl.fit."""
+    import copy
+
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+    from torch.utils.data import DataLoader, TensorDataset
+
+    import glassloop as gl
+
+    _title("dqn-step: the outer loop changes, the inner loop does not")
+    gamma, epochs, sync_every = 0.9, 40, 5
+    # A tiny offline problem: 512 stored transitions; reward 1 when the action matches the sign of state[0].
+    generator = torch.Generator().manual_seed(0)
+    states = torch.rand(512, 4, generator=generator) * 2 - 1
+    actions = torch.randint(0, 2, (512, 1), generator=generator)
+    rewards = ((actions.squeeze(1) == 1) == (states[:, 0] > 0)).float()
+    next_states = torch.rand(512, 4, generator=generator) * 2 - 1
+    dones = (torch.rand(512, generator=generator) < 0.1).float()
+    transitions = TensorDataset(states, actions, rewards, next_states, dones)
+
+    def replay_batches() -> DataLoader:  # the same shuffled order for both runs
+        return DataLoader(transitions, batch_size=64, shuffle=True, generator=torch.Generator().manual_seed(0))
+
+    def networks() -> tuple[nn.Module, nn.Module]:
+        torch.manual_seed(0)
+        online = nn.Sequential(nn.Linear(4, 32), nn.ReLU(), nn.Linear(32, 2))
+        target = copy.deepcopy(online).requires_grad_(False)  # frozen: only copied into, never trained
+        return online, target
+
+    def dqn_loss_with(target_net: nn.Module):
+        def dqn_loss(online_net: nn.Module, batch) -> torch.Tensor:
+            states, actions, rewards, next_states, dones = batch
+            q_values = online_net(states).gather(1, actions)  # Q(s, a) of the actions taken
+            with torch.no_grad():  # the target network gives fixed targets
+                td_targets = rewards + gamma * target_net(next_states).max(1).values * (1 - dones)
+            return F.huber_loss(q_values.squeeze(1), td_targets, delta=1.0)
+
+        return dqn_loss
+
+    # 1. by hand: lesson 004's inner step inside a hand-written outer loop
+    online, target = networks()
+    optimizer = torch.optim.Adam(online.parameters(), lr=1e-3)
+    dqn_loss = dqn_loss_with(target)
+    hand_losses, batches = [], replay_batches()
+    for epoch in range(epochs):
+        losses = []
+        for batch in batches:  # a new shuffle every epoch, from one seeded generator
+            optimizer.zero_grad()
+            loss = dqn_loss(online, batch)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(online.parameters(), max_norm=10.0)  # clip between backward and step
+            optimizer.step()
+            losses.append(loss.item())
+        hand_losses.append(sum(losses) / len(losses))
+        if (epoch + 1) % sync_every == 0:
+            target.load_state_dict(online.state_dict())  # outer loop: refresh the frozen copy
+    hand_weights = [p.detach().clone() for p in online.parameters()]
+
+    # 2. the same inner step handed to gl.fit; the outer loop (epochs, batches, sync, records) is glassloop's
+    online, target = networks()
+
+    class SyncTarget:  # the only outer-loop piece that is DQN's own: a callback
+        def on_epoch_end(self, state) -> None:
+            if (state.epoch + 1) % sync_every == 0:
+                target.load_state_dict(online.state_dict())
+
+    history = gl.fit(online, replay_batches(), optimizer=torch.optim.Adam(online.parameters(), lr=1e-3),
+                     compute_loss=dqn_loss_with(target), clip_grad_norm=10.0, epochs=epochs, batch_size=None,
+                     callbacks=[SyncTarget()], verbose=False, progress=False)
+    difference = max((a - b).abs().max().item() for a, b in zip(hand_weights, online.parameters(), strict=True))
+    fit_losses = history["train_loss"]
+    print(f"  {'epoch':>5} {'hand loop':>10} {'gl.fit':>10} {'grad_norm':>10}")
+    for epoch in [*range(0, epochs, 5), epochs - 1]:
+        print(f"  {epoch + 1:>5} {hand_losses[epoch]:>10.5f} {fit_losses[epoch]:>10.5f} "
+              f"{history.records[epoch]['grad_norm']:>10.4f}")
+    print(f"  largest weight difference after {epochs} epochs: {difference:.1e}")
+    _watch("the same Huber loss, the same clipping, the same numbers: fit only took over the outer loop")
+    _watch("the loss does not go to 0: the targets move every time the frozen network is refreshed")
+    probe = torch.rand(1000, 4, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    with torch.no_grad():
+        greedy = online(probe).argmax(1)
+    accuracy = ((greedy == 1) == (probe[:, 0] > 0)).float().mean().item()
+    print(f"  greedy policy picks the rewarded action on {accuracy:.1%} of 1000 new states")
+    return {"hand_losses": hand_losses, "fit_losses": fit_losses, "max_weight_difference": difference,
+            "policy_accuracy": accuracy, "grad_norms": history["grad_norm"]}
+
+
 LESSONS: dict[str, Lesson] = {
     lesson.name: lesson
     for lesson in [
@@ -341,6 +474,8 @@ LESSONS: dict[str, Lesson] = {
         Lesson("sgd-vs-adam", "one changed line, convergence compared", sgd_vs_adam),
         Lesson("scalar-loss", "reduction='none' -> the real RuntimeError, then the fix", scalar_loss),
         Lesson("house", "lesson 002 as written: still falling at epoch 100, and the diagnosis", house),
+        Lesson("overfitting", "an over-large MLP on 20 noisy points: scissors, then gl.EarlyStopping", overfitting),
+        Lesson("dqn-step", "lesson 004's Huber + target net + clipping step, by hand and through gl.fit", dqn_step),
     ]
 }
 
