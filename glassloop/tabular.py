@@ -110,7 +110,8 @@ def fit_main(argv: list[str]) -> int:
         "options": config.model_dump() | {"data": str(data_path), "out": str(out.resolve())},
         "transform": prepared.transform.to_dict(),
         "model": {"inputs": prepared.transform.n_inputs, "hidden": list(config.hidden), "dropout": config.dropout,
-                  "outputs": prepared.transform.n_outputs},
+                  "outputs": prepared.transform.n_outputs,
+                  "loss": "cross_entropy" if prepared.transform.task == "classification" else "mse"},
         "split": prepared.split,
         "mlflow": {"tracking_uri": tracking_uri, "experiment": config.experiment} if config.mlflow else None,
     }
@@ -270,7 +271,7 @@ def _train_and_report(out: Path, record: dict[str, Any], prepared: Any, resume: 
         callbacks.append(logger)
     history = gl.fit(
         model, train, val,
-        loss="cross_entropy" if task == "classification" else "mse",
+        loss=record["model"]["loss"],  # cross_entropy: logits vs class indices; mse: standardised target
         optimizer=options["optimizer"], lr=options["lr"], weight_decay=options["weight_decay"],
         momentum=options["momentum"], epochs=options["epochs"], batch_size=options["batch_size"],
         scheduler=options["scheduler"], clip_grad_norm=options["clip"], callbacks=callbacks, seed=options["seed"],
