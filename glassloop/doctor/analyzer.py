@@ -1,0 +1,82 @@
+"""Static analysis entry points: `check_source(text)` and `check_file(path)`."""
+
+from __future__ import annotations
+
+import ast
+import io
+import re
+import tokenize
+from pathlib import Path
+
+from glassloop.doctor.expr_rules import ExprRules, Source
+from glassloop.doctor.findings import Finding, finding
+from glassloop.doctor.flow import Flow, roots
+from glassloop.doctor.loop_rules import LoopRules
+from glassloop.doctor.symbols import collect
+from glassloop.errors import DataError
+
+IGNORE = re.compile(r"#\s*glassloop:\s*ignore(?:\[([A-Z0-9,\s]+)\])?", re.I)
+
+
+def suppressions(text: str) -> dict[int, set[str] | None]:
+    """line -> codes ignored there (None = every code)."""
+    out: dict[int, set[str] | None] = {}
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(text).readline))
+    except (tokenize.TokenError, SyntaxError):
+        return out
+    for token in tokens:
+        if token.type == tokenize.COMMENT:
+            match = IGNORE.search(token.string)
+            if match:
+                codes = match.group(1)
+                out[token.start[0]] = {c.strip().upper() for c in codes.split(",") if c.strip()} if codes else None
+    return out
+
+
+def check_source(text: str, path: str = "<string>") -> list[Finding]:
+    """Check a training script's source; findings sorted by line."""
+    try:
+        tree = ast.parse(text, filename=path)
+    except SyntaxError as error:
+        return [finding(path, error.lineno or 1, "GL100", error.msg)]
+    found: dict[tuple[int, str], Finding] = {}
+
+    def emit(line: int, code: str, detail: str) -> None:
+        found.setdefault((line, code), finding(path, line, code, detail))
+
+    symbols = collect(tree)
+    flows = []
+    for body, ctx in roots(tree, symbols):
+        flow = Flow(symbols)
+        flow.run(body, ctx)
+        flows.append(flow)
+        LoopRules(flow, symbols, emit).run()
+    ExprRules(tree, Source(tree), symbols, flows, emit).run()
+    all_events = [e for f in flows for e in f.events]
+    has_optimizer = any(k == "optimizer" for k in symbols.kinds.values()) and any(
+        symbols.kinds.get(n) == "optimizer" for n in symbols.calls)
+    if has_optimizer and not any(e.kind == "STEP" for e in all_events):
+        backward = [e for e in all_events if e.kind == "BW"]
+        if backward:
+            emit(min(e.line for e in backward), "GL120", "")
+    ignored = suppressions(text)
+    results = []
+    for (line, code), item in sorted(found.items()):
+        codes = ignored.get(line, set())
+        if line in ignored and (codes is None or code in codes):
+            continue
+        results.append(item)
+    return results
+
+
+def check_file(path: str | Path) -> list[Finding]:
+    """Check a script on disk. Raises `DataError` when the file is missing or unreadable."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DataError(f"cannot check {str(file)!r}: no such file; expected a Python training script") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise DataError(f"cannot read {str(file)!r}: {error}; expected a readable UTF-8 Python file") from None
+    return check_source(text, str(path))

@@ -1,0 +1,257 @@
+"""Rules over the ordered events of training loops (GL101-GL109, GL116, GL120-GL122, GL126, GL128)."""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Callable
+
+from glassloop.doctor.flow import Event, Flow
+from glassloop.doctor.symbols import EPOCH_SCHEDULERS, Symbols, callee, kwarg
+
+Emit = Callable[[int, str, str], None]
+VAL_NAME = re.compile(r"val|valid|test|dev|holdout|eval", re.I)
+VAL_FUNC = re.compile(r"eval|valid|test", re.I)
+NOT_TRAINED = re.compile(r"target|tgt|teacher|ema|frozen|pretrained", re.I)
+
+
+def _last(name: str) -> str:
+    return name.split(".")[-1]
+
+
+def _same(a: str, b: str) -> bool:
+    return bool(a) and bool(b) and (a == b or _last(a) == _last(b))
+
+
+class LoopRules:
+    def __init__(self, flow: Flow, symbols: Symbols, emit: Emit) -> None:
+        self.flow, self.symbols, self.emit = flow, symbols, emit
+        self.events = flow.events
+        self.by_loop: dict[int, list[int]] = {}
+        for index, event in enumerate(self.events):
+            for loop_id in event.ctx.loops:
+                self.by_loop.setdefault(loop_id, []).append(index)
+
+    def loop_events(self, loop_id: int) -> list[Event]:
+        return [self.events[i] for i in self.by_loop.get(loop_id, [])]
+
+    def training_loops(self) -> list[int]:
+        with_both = [lid for lid, idx in self.by_loop.items()
+                     if {"BW", "STEP"} <= {self.events[i].kind for i in idx}]
+        return [lid for lid in with_both
+                if not any(other != lid and lid in self.flow.loops[other].parents for other in with_both)]
+
+    def run(self) -> None:
+        training = self.training_loops()
+        for loop_id in training:
+            events = self.loop_events(loop_id)
+            self.order_rules(loop_id, events)
+            self.train_restored(loop_id, events)
+        self.schedulers()
+        self.validation(training)
+        self.misc()
+
+    # ---- GL101 GL102 GL103 GL104 GL122 GL126 ----------------------------------------------------------------
+    def order_rules(self, loop_id: int, events: list[Event]) -> None:
+        kinds = [e.kind for e in events]
+        if "ZG" not in kinds:
+            first_bw = next(e for e in events if e.kind == "BW")
+            self.emit(first_bw.line, "GL101", "")
+        for k, step in enumerate(events):
+            if step.kind != "STEP":
+                continue
+            bws = [i for i in range(k) if events[i].kind == "BW"]
+            if bws:
+                for z in events[bws[-1] + 1:k]:
+                    if z.kind == "ZG" and self._zg_matches(z.obj, step.obj):
+                        self.emit(z.line, "GL102", "")
+            elif "BW" in kinds[k + 1:]:
+                self.emit(step.line, "GL103", "")
+        for c, clip in enumerate(events):
+            if clip.kind != "CLIP":
+                continue
+            before = [e for e in events[:c] if e.kind in ("BW", "STEP")]
+            if before and before[-1].kind == "STEP":
+                self.emit(clip.line, "GL104", "after optimizer.step()")
+            elif not before and "BW" in kinds[c + 1:]:
+                self.emit(clip.line, "GL104", "before loss.backward()")
+            elif before and before[-1].kind == "BW" and before[-1].info.get("scaled") \
+                    and not clip.info.get("accelerator"):
+                last_bw = max(i for i in range(c) if events[i].kind == "BW")
+                if "UNSCALE" not in kinds[last_bw:c]:
+                    self.emit(clip.line, "GL122", "")
+        position = self._position(events, loop_id)
+        steps = [e for e in events if e.kind == "STEP"]
+        if steps and all(self._accum_guarded(e, position) for e in steps):
+            for z in events:
+                if z.kind == "ZG" and not self._accum_guarded(z, position) \
+                        and any(e.kind == "BW" and not self._accum_guarded(e, position) for e in events):
+                    self.emit(z.line, "GL126", "")
+
+    @staticmethod
+    def _position(events: list[Event], loop_id: int) -> int:
+        return events[0].ctx.loops.index(loop_id) if events else 0
+
+    @staticmethod
+    def _accum_guarded(event: Event, position: int) -> bool:
+        return any(depth >= position + 1 and accum for depth, accum in event.ctx.guards)
+
+    def _zg_matches(self, zg_obj: str, step_obj: str) -> bool:
+        if self.symbols.kind(zg_obj) == "optimizer" and self.symbols.kind(step_obj) == "optimizer":
+            return _same(zg_obj, step_obj)
+        models = self.symbols.optimizer_models.get(step_obj) or self.symbols.optimizer_models.get(
+            _last(step_obj))
+        if models and self.symbols.kind(zg_obj) == "model":
+            return any(_same(zg_obj, m) for m in models)
+        return True
+
+    # ---- GL109 ---------------------------------------------------------------------------------------------
+    def train_restored(self, loop_id: int, events: list[Event]) -> None:
+        trained = set()
+        for e in events:
+            if e.kind == "STEP":
+                trained |= self.symbols.optimizer_models.get(e.obj, set()) | \
+                    self.symbols.optimizer_models.get(_last(e.obj), set())
+        chain = events[0].ctx.loops[: self._position(events, loop_id) + 1] if events else ()
+        for outer in chain:
+            outer_events = self.loop_events(outer)
+            evals = [i for i, e in enumerate(outer_events) if e.kind == "EVAL"
+                     and not NOT_TRAINED.search(e.obj)
+                     and (not trained or any(_same(e.obj, m) for m in trained) or e.obj in ("", "self"))]
+            if not evals:
+                continue
+            p = evals[-1]
+            for e in outer_events[p + 1:] + outer_events[:p]:
+                if e.kind == "TRAIN":
+                    break
+                if e.kind == "BW":
+                    self.emit(outer_events[p].line, "GL109", "")
+                    return
+
+    # ---- GL105 GL106 ---------------------------------------------------------------------------------------
+    def schedulers(self) -> None:
+        for sched in (e for e in self.events if e.kind == "SCHED" and e.ctx.loops):
+            inner = sched.ctx.loops[-1]
+            events = self.loop_events(inner)
+            k = next(i for i, e in enumerate(events) if e is sched)
+            if any(e.kind == "STEP" for e in events[k + 1:]) and not any(e.kind == "STEP" for e in events[:k]):
+                self.emit(sched.line, "GL105", "")
+            if self._epoch_scheduler(sched.obj) and any(
+                    e.kind == "STEP" and e.ctx.loops and e.ctx.loops[-1] == inner for e in events):
+                loop = self.flow.loops[inner]
+                loader_loop = any(self.symbols.kind(n) == "loader" or "batch" in n.lower()
+                                  for n in loop.iter_names)
+                if len(sched.ctx.loops) >= 2 or loader_loop:
+                    self.emit(sched.line, "GL106", self.symbols.classes.get(sched.obj, ""))
+
+    def _epoch_scheduler(self, name: str) -> bool:
+        cls = self.symbols.classes.get(name) or self.symbols.classes.get(_last(name)) or \
+            self.symbols.classes.get(f"self.{_last(name)}", "")
+        if cls in EPOCH_SCHEDULERS:
+            return True
+        call = self.symbols.calls.get(name) or self.symbols.calls.get(_last(name))
+        if cls == "CosineAnnealingLR" and call is not None:
+            t_max = kwarg(call, "T_max") or (call.args[1] if len(call.args) > 1 else None)
+            text = ast.unparse(t_max).lower() if t_max is not None else ""
+            return "epoch" in text and not re.search(r"len|step|iter|batch", text)
+        return False
+
+    # ---- GL107 GL108 ---------------------------------------------------------------------------------------
+    def validation(self, training: list[int]) -> None:
+        seen_regions: set = set()
+        for index, fwd in enumerate(self.events):
+            if fwd.kind != "FWD" or NOT_TRAINED.search(fwd.obj):
+                continue
+            loops = fwd.ctx.loops
+            scope = self.loop_events(loops[-1]) if loops else self.events
+            k = next(i for i, e in enumerate(scope) if e is fwd)
+            if any(e.kind in ("BW", "STEP") for e in scope[k + 1:]):
+                continue   # a training forward
+            if loops and any(e.kind == "BW" for e in scope[:k]) and loops[-1] in training:
+                continue
+            if not self._looks_like_validation(fwd):
+                continue
+            region = loops[-1] if loops else ("line", fwd.line)
+            if region in seen_regions:
+                continue
+            seen_regions.add(region)
+            line = self.flow.loops[loops[-1]].node.lineno if loops else fwd.line
+            if fwd.ctx.no_grad is False:
+                self.emit(line, "GL108", "")
+            if not self._in_eval_mode(index, fwd.obj):
+                self.emit(line, "GL107", "")
+
+    def _looks_like_validation(self, fwd: Event) -> bool:
+        if any(VAL_FUNC.search(name) for name in fwd.ctx.stack):
+            return True
+        if fwd.ctx.loops and any(VAL_NAME.search(n) for n in self.flow.loops[fwd.ctx.loops[-1]].iter_names):
+            return True
+        node = fwd.node
+        if isinstance(node, ast.Call):
+            for arg in node.args:
+                for sub in ast.walk(arg):
+                    name = sub.id if isinstance(sub, ast.Name) else sub.attr if isinstance(sub, ast.Attribute) \
+                        else ""
+                    if name and VAL_NAME.search(name):
+                        return True
+        return False
+
+    def _in_eval_mode(self, index: int, obj: str) -> bool:
+        for event in reversed(self.events[:index]):
+            if event.kind in ("EVAL", "TRAIN") and (_same(event.obj, obj) or event.obj in ("", "self")):
+                return event.kind == "EVAL"
+        return False
+
+    # ---- GL116 GL120 GL121 GL128 ---------------------------------------------------------------------------
+    def misc(self) -> None:
+        for bw in (e for e in self.events if e.kind == "BW"):
+            if bw.ctx.no_grad is True:
+                self.emit(bw.line, "GL116", "")
+            for loss in self.events:
+                if loss.kind in ("LOSS", "FWD") and bw.obj and bw.obj in loss.info.get("targets", ()) \
+                        and len(loss.ctx.loops) > len(bw.ctx.loops) \
+                        and loss.ctx.loops[: len(bw.ctx.loops)] == bw.ctx.loops \
+                        and not any(e.kind == "BW" and e.ctx.loops == loss.ctx.loops for e in self.events):
+                    self.emit(bw.line, "GL121", "only the last computed loss is back-propagated")
+                    break
+        for step in (e for e in self.events if e.kind == "STEP" and e.obj != "manual"):
+            for bw in self.events:
+                if bw.kind == "BW" and len(bw.ctx.loops) > len(step.ctx.loops) \
+                        and bw.ctx.loops[: len(step.ctx.loops)] == step.ctx.loops:
+                    inner = bw.ctx.loops[len(step.ctx.loops)]
+                    inner_events = self.loop_events(inner)
+                    if any(e.kind == "ZG" for e in inner_events) and not any(e.kind == "STEP" for e in inner_events):
+                        self.emit(step.line, "GL121", "zero_grad() runs in the inner loop, step() after it")
+                        break
+        self.gan()
+
+    def gan(self) -> None:
+        producers: dict[str, Event] = {}
+        for index, event in enumerate(self.events):
+            if event.kind != "FWD":
+                continue
+            for target in event.info.get("targets", ()):
+                producers[target] = event
+            node = event.node
+            if not isinstance(node, ast.Call) or event.ctx.no_grad is not False:
+                continue
+            fed = None
+            for arg in node.args:
+                if isinstance(arg, ast.Name) and arg.id in producers and not _same(producers[arg.id].obj, event.obj):
+                    fed = producers[arg.id]
+                elif isinstance(arg, ast.Call) and self.symbols.kind(callee(arg)) == "model" \
+                        and not _same(callee(arg), event.obj):
+                    fed = event
+            if fed is None or fed.ctx.no_grad is not False:
+                continue
+            later = self.events[index + 1:]
+            bw = next((i for i, e in enumerate(later) if e.kind == "BW"), None)
+            if bw is None:
+                continue
+            step = next((e for e in later[bw:] if e.kind == "STEP"), None)
+            if step is None:
+                continue
+            models = self.symbols.optimizer_models.get(step.obj) or \
+                self.symbols.optimizer_models.get(_last(step.obj), set())
+            if any(_same(m, event.obj) for m in models):
+                self.emit(event.line, "GL128", "")
