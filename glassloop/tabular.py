@@ -128,8 +128,12 @@ def fit_main(argv: list[str]) -> int:
         return _train_and_report(out, record, prepared, resume=False)
     except GlassloopError:
         # A problem the core found before any checkpoint exists is still bad input: leave nothing behind.
-        if created and not (out / "latest.pt").exists():
-            shutil.rmtree(out, ignore_errors=True)
+        if not (out / "latest.pt").exists():
+            if created:
+                shutil.rmtree(out, ignore_errors=True)
+            else:  # it was an empty directory: make it empty again
+                for child in out.iterdir():
+                    shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink(missing_ok=True)
         raise
 
 
@@ -170,8 +174,15 @@ def _tracking_uri(config: Any) -> str:
 def _check_core(config: Any) -> None:
     import glassloop as gl
 
-    missing = [name for name in ("fit", "EarlyStopping", "Checkpoint", "load_checkpoint") if not hasattr(gl, name)]
-    if config.mlflow and not hasattr(gl, "MLflowLogger"):
+    def available(name: str) -> bool:
+        try:  # MLflowLogger is imported lazily: a missing module surfaces as ImportError, not AttributeError
+            getattr(gl, name)
+        except (AttributeError, ImportError):
+            return False
+        return True
+
+    missing = [name for name in ("fit", "EarlyStopping", "Checkpoint", "load_checkpoint") if not available(name)]
+    if config.mlflow and not available("MLflowLogger"):
         missing.append("MLflowLogger")
     if missing:
         hint = "; pass --no-mlflow" if missing == ["MLflowLogger"] else "; update glassloop"
@@ -329,17 +340,21 @@ def compare(network: dict[str, float], baselines: dict[str, dict[str, Any]], tas
     best_name = pick(baselines, key=lambda name: baselines[name][metric])
     ours, theirs = network[metric], baselines[best_name][metric]
     gain = (theirs - ours) if direction == "lower" else (ours - theirs)  # > 0: the network is better
-    relative = gain / abs(theirs) if theirs else (math.inf if gain > 0 else 0.0)
+    if theirs != 0:
+        relative = gain / abs(theirs)
+    else:  # a perfect baseline (e.g. a straight line through lesson 002's houses): no ratio, only the sign
+        relative = math.copysign(math.inf, gain) if gain != 0 else 0.0
     better = bool(gain > 0)
     shown = f"{metric} {ours:.4g} vs {theirs:.4g}"
-    if better and relative >= 0.02:
-        text = f"verdict: the network beat the best baseline ({best_name}) on {shown}, {relative:.1%} better"
-    elif abs(relative) < 0.02:
+    size = f"{abs(relative):.1%}" if math.isfinite(relative) else f"by {abs(gain):.4g}"
+    if abs(relative) < 0.02:
         text = (f"verdict: no real difference from the best baseline ({best_name}) on {shown} "
                 f"({relative:+.1%}); complexity without improvement is a cost: prefer {best_name}")
+    elif better:
+        text = f"verdict: the network beat the best baseline ({best_name}) on {shown}, {size} better"
     else:
         text = (f"verdict: the network did NOT beat the best baseline ({best_name}) on {shown}, "
-                f"{-relative:.1%} worse; prefer {best_name} for this data")
+                f"{size} worse; prefer {best_name} for this data")
     return {"metric": metric, "direction": f"{direction} is better", "network": ours, "best_baseline": best_name,
             "best_baseline_value": theirs, "network_better": better, "margin": gain,
             "relative_margin": relative if math.isfinite(relative) else None, "text": text}
