@@ -70,12 +70,15 @@ def load_checkpoint(path: str | Path, kind: str | None = None) -> dict[str, Any]
     if path.stat().st_size == 0:
         raise CheckpointError(f"checkpoint {path} is empty (0 bytes); it was never written completely. "
                               "Delete it and resume from the other checkpoint or start a fresh run")
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; a cut-off one has no central directory
+        raise CheckpointError(f"checkpoint {path} is truncated or corrupted (not a complete torch zip archive); "
+                              "resume from another checkpoint or start a fresh run")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         raise CheckpointError(
             f"refused to load {path}: it carries Python objects or code that a weights-only load does not allow "
-            f"({str(error).splitlines()[-1][:160] if str(error) else 'unpickling error'}). Only load checkpoints "
+            f"({_unsupported(error)}). Only load checkpoints "
             "you trust; glassloop never executes code from a checkpoint") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as error:
         raise CheckpointError(f"checkpoint {path} is truncated or corrupted ({type(error).__name__}: "
@@ -90,6 +93,12 @@ def load_checkpoint(path: str | Path, kind: str | None = None) -> dict[str, Any]
     if kind is not None and payload.get("kind") != kind:
         raise CheckpointError(f"{path} is a {payload.get('kind')!r} checkpoint, expected {kind!r}")
     return payload
+
+
+def _unsupported(error: Exception) -> str:
+    """The line of torch's weights-only error that names the refused global, else a short summary."""
+    lines = [line.strip() for line in str(error).splitlines() if "Unsupported" in line or "global" in line.lower()]
+    return (lines[0].split(". Please")[0] if lines else "unpickling refused")[:160]
 
 
 def rng_states() -> dict[str, Any]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from glassloop.errors import CallbackError
+from glassloop.errors import CallbackError, GlassloopError
 
 EVENTS = ("on_fit_start", "on_epoch_start", "on_batch_start", "on_after_backward", "on_batch_end",
           "on_epoch_end", "on_fit_end", "on_exception")
@@ -59,8 +59,8 @@ class CallbackList:
         for callback, method in self.by_event[event]:
             try:
                 method(state)
-            except CallbackError:
-                raise
+            except GlassloopError:
+                raise  # already a clear message (e.g. a callback's own ConfigError)
             except Exception as error:
                 raise CallbackError(f"callback {type(callback).__name__} failed in {event}: "
                                     f"{type(error).__name__}: {error}") from error

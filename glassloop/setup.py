@@ -206,7 +206,9 @@ class Run:
         self.interrupted: int | None = None
         self.state = LoopState(model=self.model, optimizer=self.optimizer, scheduler=self.scheduler,
                                loss_fn=self.loss_fn.loss_fn, epochs=self.epochs, batcher=self.train,
-                               device=self.device, config=self.config(), callbacks=self.callbacks.callbacks)
+                               device=self.device, config=self.config(), callbacks=self.callbacks.callbacks,
+                               record_keys=["epoch", "train_loss", "val_loss", "lr", "grad_norm", "seconds",
+                                            *(f"val_{name}" for name in self.metrics if self.val is not None)])
         if options["checks"]:
             self._runtime_checks()
 

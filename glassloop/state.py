@@ -111,6 +111,7 @@ class LoopState:
     loss: Any = None  # the current batch's loss tensor (after backward it is still readable)
     grad_norm: Any = None  # pre-clip global gradient norm of the current step (a tensor)
     record: dict[str, Any] = field(default_factory=dict)  # the epoch record being filled
+    record_keys: list[str] = field(default_factory=list)  # the keys every epoch record will have
     batcher: Any = None
     callbacks: list[Any] = field(default_factory=list)  # attached callbacks, in band order
     device: Any = None

@@ -32,16 +32,21 @@ class EarlyStopping:
             return True
         return value < self.best - self.min_delta if self.mode == "min" else value > self.best + self.min_delta
 
+    def on_fit_start(self, state: Any) -> None:
+        self.check_monitor(state.record_keys)  # before the first batch, not after a wasted epoch
+
+    def check_monitor(self, keys: list[str]) -> None:
+        if keys and self.monitor not in keys:
+            raise ConfigError(f"EarlyStopping monitor={self.monitor!r} is not in the epoch record; available: "
+                              f"{', '.join(k for k in keys if k not in ('epoch', 'seconds'))}")
+
     def on_epoch_end(self, state: Any) -> None:
         record = state.record
-        if self.monitor not in record:
-            available = ", ".join(sorted(k for k, v in record.items() if isinstance(v, (int, float))))
-            raise ConfigError(f"EarlyStopping monitor={self.monitor!r} is not in the epoch record; available: "
-                              f"{available}")
+        self.check_monitor(list(record))
         value = record[self.monitor]
         if value is None:
-            raise ConfigError(f"EarlyStopping monitors {self.monitor!r} but it is None (no validation data?); "
-                              "pass val=... to fit or monitor='train_loss'")
+            raise ConfigError(f"EarlyStopping monitors {self.monitor!r} but it is None (no validation data); "
+                              "pass val=... to fit or use monitor='train_loss'")
         if not math.isfinite(value):
             return
         if self.improved(value):
