@@ -22,8 +22,9 @@ from torch.utils.data import DataLoader, TensorDataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import glassloop as gl  # noqa: E402
 from workloads import WORKLOADS, mlp  # noqa: E402
+
+import glassloop as gl  # noqa: E402
 
 
 def lesson_loop(model, train, val, epochs, batch_size):
@@ -98,7 +99,7 @@ def main() -> None:
         print(f"{'contender':>10} | {'samples/s median':>16} | {'min':>9} | {'max':>9} | {'x lesson':>8} | val MSE")
         for name, runs in results.items():
             speeds = [r[0] for r in runs]
-            ratios = [g[0] / l[0] for g, l in zip(runs, results["lesson"])]
+            ratios = [mine[0] / base[0] for mine, base in zip(runs, results["lesson"])]
             print(f"{name:>10} | {statistics.median(speeds):>16,.0f} | {min(speeds):>9,.0f} | {max(speeds):>9,.0f} | "
                   f"{statistics.median(ratios):>8.2f} | {statistics.median(r[1] for r in runs):.6f}")
         print(f"median ratio glassloop/lesson: {statistics.median(r[0] for r in results['glassloop']) / lesson:.2f}x")

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from glassloop.batches import IterableSource, TensorBatcher, as_tensor, make_source
+from glassloop.batches import TensorBatcher, as_tensor, make_source
 from glassloop.errors import ConfigError
 from glassloop.events import CallbackList
 from glassloop.schedules import (
