@@ -427,14 +427,17 @@ class ExprRules:
                         value = self.src.value_of(name, node)
                         if isinstance(value, ast.Call) and callee(value) == "TensorDataset":
                             splits += [(dotted(a) or "", node.lineno) for a in value.args]
-            elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Subscript) \
-                    and not self.src.in_loop(node):
-                index = node.value.slice
-                name = dotted(node.value.value)
-                splitting = isinstance(index, ast.Slice) or (not isinstance(index, ast.Tuple) and re.search(
-                    r"train|val|test|idx|perm|mask|split", ast.unparse(index), re.I))
-                if name and splitting:
-                    splits.append((name, node.lineno))
+            elif isinstance(node, ast.Assign) and not self.src.in_loop(node):
+                values = node.value.elts if isinstance(node.value, ast.Tuple) else [node.value]
+                for value in values:
+                    if not isinstance(value, ast.Subscript):
+                        continue
+                    index = value.slice
+                    name = dotted(value.value)
+                    splitting = isinstance(index, ast.Slice) or (not isinstance(index, ast.Tuple) and re.search(
+                        r"train|val|test|idx|perm|mask|split", ast.unparse(index), re.I))
+                    if name and splitting:
+                        splits.append((name, node.lineno))
         if not splits:
             return
         flagged: set[str] = set()
@@ -512,7 +515,12 @@ class ExprRules:
                     self.emit(node.lineno, "GL124", "requires_grad set on a module")
 
     def _is_module(self, node: ast.AST, at: ast.AST) -> bool:
+        indexed = isinstance(node, ast.Subscript)   # model[0], self.layers[i]: a sub-module
+        while isinstance(node, ast.Subscript):
+            node = node.value
         name = dotted(node)
+        if indexed and name and self.symbols.kind(name) == "model":
+            return True
         if name is None:
             return False
         last = name.split(".")[-1]

@@ -167,15 +167,14 @@ class LoopRules:
             k = next(i for i, e in enumerate(scope) if e is fwd)
             if any(e.kind in ("BW", "STEP") for e in scope[k + 1:]):
                 continue   # a training forward
-            if loops and any(e.kind == "BW" for e in scope[:k]) and loops[-1] in training:
-                continue
             if not self._looks_like_validation(fwd):
                 continue
-            region = loops[-1] if loops else ("line", fwd.line)
+            own_loop = bool(loops) and not any(e.kind in ("BW", "STEP") for e in scope)
+            region = loops[-1] if own_loop else ("line", fwd.line)
             if region in seen_regions:
                 continue
             seen_regions.add(region)
-            line = self.flow.loops[loops[-1]].node.lineno if loops else fwd.line
+            line = self.flow.loops[loops[-1]].node.lineno if own_loop else fwd.line
             if fwd.ctx.no_grad is False:
                 self.emit(line, "GL108", "")
             if not self._in_eval_mode(index, fwd.obj):
