@@ -7,8 +7,17 @@ import re
 from collections.abc import Callable
 
 from glassloop.doctor.flow import Event, Flow
-from glassloop.doctor.symbols import (CLASSIFY_LOSSES, LOGIT_BCE, REGRESS_LOSSES, Symbols, callee, const, dotted,
-                                      kwarg, strip_self_returning)
+from glassloop.doctor.symbols import (
+    CLASSIFY_LOSSES,
+    LOGIT_BCE,
+    REGRESS_LOSSES,
+    Symbols,
+    callee,
+    const,
+    dotted,
+    kwarg,
+    strip_self_returning,
+)
 
 Emit = Callable[[int, str, str], None]
 GAMMA = re.compile(r"gamma|discount", re.I)
