@@ -296,8 +296,7 @@ def _train_and_report(out: Path, record: dict[str, Any], prepared: Any, resume: 
                               names=options["baselines"], seed=options["seed"],
                               n_classes=prepared.transform.n_outputs if task == "classification" else None)
     verdict = compare(network, baselines, task)
-    history.to_csv(out / "history.csv")
-    curves = _plot(history, out / "curves.png")
+    curves = out / "curves.png" if (out / "curves.png").exists() else None  # gl.Checkpoint draws it when it can
     mlflow_info = None
     if logger is not None:
         mlflow_info = _log_to_mlflow(record["mlflow"], getattr(logger, "run_id", None), network, baselines, record)
@@ -369,18 +368,6 @@ def comparison_table(network: dict[str, float], baselines: dict[str, dict[str, A
     best_epoch = history.best_epoch + 1 if history.best_epoch is not None else "-"
     lines.append(f"(network: best epoch {best_epoch} of {len(history.records)} run; stop: {history.stop_reason})")
     return "\n".join(lines)
-
-
-def _plot(history: Any, path: Path) -> Path | None:
-    """curves.png when History can plot; a plotting problem must not lose a finished run, so it only warns."""
-    if not hasattr(history, "plot"):
-        return None
-    try:
-        history.plot(path)
-    except Exception as error:  # matplotlib back-ends fail in many ways; the run itself is fine
-        print(f"glassloop fit: warning: could not draw curves.png ({type(error).__name__}: {error})", file=sys.stderr)
-        return None
-    return path if path.exists() else None
 
 
 def _log_to_mlflow(settings: dict[str, Any], parent_run_id: str | None, network: dict[str, float],
