@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from glassloop.setup import Run, move_to, prepare
+from glassloop.setup import Run, clear_gradients, move_to, prepare
 from glassloop.state import History
 
 
@@ -41,7 +41,7 @@ def heartbeat(run: Run) -> History:
             losses, norms, started = run.resume_partial_epoch()
             for batch in run.train.epoch():
                 run.batch_hooks and hooks("on_batch_start", state)
-                optimizer.zero_grad(set_to_none=True)                       # 1. clear last step's gradients
+                clear_gradients(run.parameters)                             # 1. optimizer.zero_grad()
                 if run.compute_loss is None:
                     inputs, targets = move_to(batch, run.device)
                     outputs = model(inputs)                                 # 2. forward pass

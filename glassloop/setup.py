@@ -69,13 +69,16 @@ def seed_everything(seed: int) -> None:
 
 def grad_norm(parameters: list[torch.Tensor], max_norm: float | None = None) -> torch.Tensor:
     """Global L2 norm of all gradients, measured before clipping; clips in place when `max_norm` is set."""
-    grads = [p.grad for p in parameters if p.grad is not None]
-    if not grads:
-        return torch.zeros(())
-    total = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))  # one fused pass, ~2x get_total_norm
     if max_norm is not None:
-        torch.nn.utils.clip_grads_with_norm_(parameters, max_norm, total)
-    return total
+        return torch.nn.utils.clip_grad_norm_(parameters, max_norm)  # torch's own; returns the pre-clip norm
+    grads = [p.grad.reshape(-1) for p in parameters if p.grad is not None]
+    return torch.linalg.vector_norm(torch.cat(grads)) if grads else torch.zeros(())  # 2 ops, ~3x get_total_norm
+
+
+def clear_gradients(parameters: list[torch.Tensor]) -> None:
+    """`optimizer.zero_grad(set_to_none=True)` without its per-call profiler and hook overhead (~25 us a step)."""
+    for parameter in parameters:
+        parameter.grad = None
 
 
 class ShapeGuard:
@@ -194,6 +197,8 @@ class Run:
             make_source(self.val, options["batch_size"], False, None, "val")  # validate now, not after an epoch
         self.optimizer = make_optimizer(options["optimizer"], self.parameters, options["lr"], options["momentum"],
                                         options["weight_decay"])
+        # What the optimizer updates is what gets cleared, measured and clipped (it may hold extra tensors).
+        self.parameters = [p for group in self.optimizer.param_groups for p in group["params"]]
         self.scheduler = make_scheduler(options["scheduler"], self.optimizer, self.epochs, len(self.train))
         self.per_batch_schedule = self.scheduler is not None and (
             options["scheduler_step"] == "batch" or (options["scheduler_step"] == "auto"
