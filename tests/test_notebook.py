@@ -23,6 +23,7 @@ def python3_kernel(tmp_path, monkeypatch) -> str:
     kernels = tmp_path / "jupyter" / "kernels"
     write_kernel_spec(path=str(kernels / "python3"))  # argv[0] is sys.executable
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))  # searched before the system paths
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "runtime"))  # connection files: no $HOME needed
     spec = json.loads((kernels / "python3" / "kernel.json").read_text())
     assert spec["argv"][0] == sys.executable
     return "python3"
