@@ -21,6 +21,8 @@ IGNORE = re.compile(r"#\s*glassloop:\s*ignore(?:\[([A-Z0-9,\s]+)\])?", re.I)
 def suppressions(text: str) -> dict[int, set[str] | None]:
     """line -> codes ignored there (None = every code)."""
     out: dict[int, set[str] | None] = {}
+    if "glassloop" not in text:
+        return out
     try:
         tokens = list(tokenize.generate_tokens(io.StringIO(text).readline))
     except (tokenize.TokenError, SyntaxError):
@@ -45,14 +47,15 @@ def check_source(text: str, path: str = "<string>") -> list[Finding]:
     def emit(line: int, code: str, detail: str) -> None:
         found.setdefault((line, code), finding(path, line, code, detail))
 
-    symbols = collect(tree)
+    nodes = list(ast.walk(tree))
+    symbols = collect(tree, nodes)
     flows = []
     for body, ctx in roots(tree, symbols):
         flow = Flow(symbols)
         flow.run(body, ctx)
         flows.append(flow)
         LoopRules(flow, symbols, emit).run()
-    ExprRules(tree, Source(tree), symbols, flows, emit).run()
+    ExprRules(tree, Source(tree, nodes), symbols, flows, emit).run()
     all_events = [e for f in flows for e in f.events]
     has_optimizer = any(k == "optimizer" for k in symbols.kinds.values()) and any(
         symbols.kinds.get(n) == "optimizer" for n in symbols.calls)

@@ -31,14 +31,19 @@ REWRAP = {"tensor", "Tensor", "as_tensor", "from_numpy", "FloatTensor", "array"}
 class Source:
     """Per-file index: parents, scopes, and `name -> assignments` per scope, for one-hop data-flow."""
 
-    def __init__(self, tree: ast.Module) -> None:
+    def __init__(self, tree: ast.Module, nodes: list[ast.AST] | None = None) -> None:
+        self.nodes = nodes if nodes is not None else list(ast.walk(tree))
         self.parents: dict[ast.AST, ast.AST] = {}
         self.assigns: dict[tuple[int, str], list[tuple[int, ast.AST]]] = {}
-        for node in ast.walk(tree):
+        self.assign_nodes: list[ast.Assign] = []
+        self._scopes: dict[ast.AST, ast.AST] = {}
+        for node in self.nodes:
             for child in ast.iter_child_nodes(node):
                 self.parents[child] = node
-        for node in ast.walk(tree):
+        for node in self.nodes:
             if isinstance(node, ast.Assign | ast.AnnAssign) and node.value is not None:
+                if isinstance(node, ast.Assign):
+                    self.assign_nodes.append(node)
                 targets = node.targets if isinstance(node, ast.Assign) else [node.target]
                 scope = id(self.scope(node))
                 for target in targets:
@@ -52,10 +57,14 @@ class Source:
                             self.assigns.setdefault((scope, name), []).append((node.lineno, value))
 
     def scope(self, node: ast.AST) -> ast.AST:
+        start = node
+        if start in self._scopes:
+            return self._scopes[start]
         while node in self.parents:
             node = self.parents[node]
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-                return node
+                break
+        self._scopes[start] = node
         return node
 
     def value_of(self, name: str, at: ast.AST) -> ast.AST | None:
@@ -110,7 +119,7 @@ class ExprRules:
         self.tree, self.src, self.symbols, self.flows, self.emit = tree, source, symbols, flows, emit
         self.events: list[Event] = [e for f in flows for e in f.events]
         self.backwarded = {e.obj.split(".")[-1] for e in self.events if e.kind == "BW" and e.obj}
-        self.calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)]
+        self.calls = [n for n in source.nodes if isinstance(n, ast.Call)]
 
     def run(self) -> None:
         self.accumulate()
@@ -427,7 +436,7 @@ class ExprRules:
     # ---- GL118 ---------------------------------------------------------------------------------------------
     def normalise_before_split(self) -> None:
         splits: list[tuple[str, int]] = []
-        for node in ast.walk(self.tree):
+        for node in self.src.nodes:
             if isinstance(node, ast.Call) and callee(node) in ("train_test_split", "random_split"):
                 for arg in node.args:
                     name = dotted(self.strip(arg))
@@ -450,9 +459,7 @@ class ExprRules:
         if not splits:
             return
         flagged: set[str] = set()
-        for node in ast.walk(self.tree):
-            if not isinstance(node, ast.Assign):
-                continue
+        for node in self.src.assign_nodes:
             for call in (n for n in ast.walk(node.value) if isinstance(n, ast.Call)):
                 name = callee(call)
                 if name not in STAT_METHODS:
@@ -512,9 +519,7 @@ class ExprRules:
 
     # ---- GL124 ---------------------------------------------------------------------------------------------
     def freeze(self) -> None:
-        for node in ast.walk(self.tree):
-            if not isinstance(node, ast.Assign):
-                continue
+        for node in self.src.assign_nodes:
             for target in node.targets:
                 if not isinstance(target, ast.Attribute):
                     continue
@@ -546,8 +551,8 @@ class ExprRules:
     # ---- GL125 ---------------------------------------------------------------------------------------------
     def replaced_model(self) -> None:
         built: list[tuple[str, int, ast.AST]] = []   # (model, line, scope)
-        for node in ast.walk(self.tree):
-            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
+        for node in self.src.assign_nodes:
+            if isinstance(node.value, ast.Call):
                 kind, _ = self.symbols.value_kind(node.value)
                 if kind == "optimizer":
                     for sub in ast.walk(node.value):
@@ -555,8 +560,8 @@ class ExprRules:
                                 and isinstance(sub.func, ast.Attribute) and dotted(sub.func.value):
                             built.append((dotted(sub.func.value) or "", node.lineno, self.src.scope(node)))
         for model, line, scope in built:
-            for node in ast.walk(scope):
-                if not isinstance(node, ast.Assign) or node.lineno <= line or self.src.scope(node) is not scope:
+            for node in self.src.assign_nodes:
+                if node.lineno <= line or self.src.scope(node) is not scope:
                     continue
                 if not any(dotted(t) == model for t in node.targets):
                     continue

@@ -140,12 +140,13 @@ class Symbols:
         return None, ""
 
 
-def collect(tree: ast.Module) -> Symbols:
+def collect(tree: ast.Module, nodes: list[ast.AST] | None = None) -> Symbols:
     symbols = Symbols()
     for node in tree.body:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
             symbols.functions[node.name] = node
-    classes = [n for n in ast.walk(tree) if isinstance(n, ast.ClassDef)]
+    nodes = nodes if nodes is not None else list(ast.walk(tree))
+    classes = [n for n in nodes if isinstance(n, ast.ClassDef)]
     for cls in classes:
         symbols.class_defs[cls.name] = cls
         symbols.methods[cls.name] = {
@@ -161,7 +162,7 @@ def collect(tree: ast.Module) -> Symbols:
                 if base_name == "Module" or base_name in symbols.module_classes:
                     symbols.module_classes.add(cls.name)
                     changed = True
-    for node in ast.walk(tree):
+    for node in nodes:
         if isinstance(node, ast.Call):
             name = callee(node)
             if name:

@@ -17,7 +17,7 @@ for step in range(5):
     d_real = D(real)
     d_fake = D(fake)  # BUG: GL128
     loss_d = bce(d_real, torch.ones_like(d_real)) + bce(d_fake, torch.zeros_like(d_fake))
-    loss_d.backward()
+    loss_d.backward(retain_graph=True)
     opt_d.step()
     opt_g.zero_grad()
     g_out = D(fake)
