@@ -684,7 +684,7 @@ def _overfitting(train: _Curve, val: _Curve, diagnosis: Diagnosis) -> Finding | 
     best = _epoch_text(diagnosis.best_epoch) if diagnosis.best_epoch is not None else _epoch_text(best_x)
     best_value = diagnosis.best_value if diagnosis.best_value is not None else best_smooth
     gap_best, gap_end = _ratio(val.at(best_x), train_at_best), _ratio(val.end, train_end)
-    gap = f"; val/train grew from {gap_best:.1f}x to {gap_end:.1f}x" if gap_end > gap_best > 0 else ""
+    gap = f"; val/train grew from {gap_best:.3g}x to {gap_end:.3g}x" if gap_end > gap_best > 0 else ""
     if rising:
         evidence = (
             f"val_loss was lowest at epoch {best} ({_fmt(best_value)}) and rose {_percent(rise / val.scale(best_smooth))} "
@@ -692,8 +692,9 @@ def _overfitting(train: _Curve, val: _Curve, diagnosis: Diagnosis) -> Finding | 
         )
     else:
         evidence = (
-            f"train_loss fell from {_fmt(train.start)} to {_fmt(train_end)} but val_loss only from "
-            f"{_fmt(val.start)} to {_fmt(val.end)}: the model memorises the training set{gap}."
+            f"train_loss fell from {_fmt(train.start)} at epoch {_epoch_text(train.x[0])} to {train.end_text()} "
+            f"but val_loss only from {_fmt(val.start)} to {_fmt(val.end)} (best {_fmt(best_value)} at epoch {best}): "
+            f"the model memorises the training set{gap}."
         )
     stopped = diagnosis.stop_reason and "early" in diagnosis.stop_reason.lower()
     keep = (
