@@ -22,7 +22,6 @@ from hypothesis import strategies as st
 from glassloop import cli, datasets
 
 CROP = datasets.path("crop")
-MLFLOW = False  # TEMP while gl.MLflowLogger is missing
 CROP_FEATURES = "rainfall_mm,mean_temp_c,sun_hours,fertiliser_kg_ha,soil_moisture_pct,farm"
 
 
@@ -46,7 +45,7 @@ def crop_run(tmp_path_factory) -> dict:
     uri = f"sqlite:///{root / 'mlflow.db'}"
     result = run_cli("fit", str(CROP), "--target", "yield_t_ha", "--time-column", "date", "--features",
                      CROP_FEATURES, "--out", "run", "--tracking-uri", uri, "--experiment", "crop-test",
-                     "--seed", "3", *([] if MLFLOW else ["--no-mlflow"]), cwd=root)
+                     "--seed", "3", cwd=root)
     assert result.returncode == 0, result.stderr
     return {"root": root, "run": root / "run", "uri": uri, "stdout": result.stdout,
             "summary": json.loads((root / "run" / "summary.json").read_text())}
