@@ -456,6 +456,11 @@ class ExprRules:
                         r"train|val|test|idx|perm|mask|split", ast.unparse(index), re.I))
                     if name and splitting:
                         splits.append((name, node.lineno))
+        split_index = re.compile(r"(^|_)(val|valid|test|te|va|tr|train)(_|$|idx)|^(val|test|train)", re.I)
+        for node in self.src.nodes:   # X[val_idx], X[tr]: indexing by split indices (anywhere)
+            if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Name | ast.Attribute) \
+                    and split_index.search((dotted(node.slice) or "").split(".")[-1]) and dotted(node.value):
+                splits.append((dotted(node.value) or "", node.lineno))
         if not splits:
             return
         flagged: set[str] = set()
@@ -472,6 +477,9 @@ class ExprRules:
                     data = dotted(self.strip(call.args[0]))
                 else:
                     data = None
+                receiver = call.func.value if isinstance(call.func, ast.Attribute) else None
+                if isinstance(receiver, ast.Subscript) and re.search(r"train|^tr", ast.unparse(receiver.slice), re.I):
+                    continue   # X[train_idx].mean(): statistics of the training rows only
                 if not data or re.search(r"train|tr$", data, re.I) or data in flagged:
                     continue
                 normalising = name in ("fit", "fit_transform") or any(
