@@ -391,7 +391,7 @@ class SequentialStack:
 
     def backward(self, grad_out: torch.Tensor, saved: list[torch.Tensor]) -> torch.Tensor:
         """Fill `self.grad` [K, P] from dLoss/dOutputs; each config's block is its own loss's gradient."""
-        g, index = grad_out, len(self.weights)
+        g, index, pieces = grad_out, len(self.weights), []
         for position in range(len(self.layers) - 1, -1, -1):
             kind, spec = self.layers[position]
             kept = saved[position]
@@ -399,14 +399,14 @@ class SequentialStack:
                 g = ACTIVATION_BACKWARD[spec](g, kept)
                 continue
             index -= 1
-            weight, _ = self.weights[index]
-            grad_weight, grad_bias = self.grads[index]
-            torch.bmm(kept.transpose(1, 2), g, out=grad_weight)  # dW = h^T g, per configuration
-            if grad_bias is not None:
-                torch.sum(g, dim=1, keepdim=True, out=grad_bias)
+            weight, bias = self.weights[index]
+            if bias is not None:
+                pieces.append(g.sum(1))  # db, [K, out]
+            pieces.append(torch.bmm(kept.transpose(1, 2), g).view(self.k, -1))  # dW = h^T g, per configuration
             if position > 0:
                 g = torch.bmm(g, weight.transpose(1, 2))  # dh = g W^T
-        return self.grad
+        # One copy into [K, P]: bmm(out=<strided view>) would leave MKL's batched GEMM for a per-matrix loop.
+        return torch.cat(pieces[::-1], dim=1, out=self.grad)
 
     def unstack(self, row: torch.Tensor) -> nn.Module:
         model = copy.deepcopy(self.template)
