@@ -282,7 +282,8 @@ def _train_and_report(out: Path, record: dict[str, Any], prepared: Any, resume: 
         callbacks.append(logger)
     history = gl.fit(
         model, train, val,
-        loss=record["model"]["loss"],  # cross_entropy: logits vs class indices; mse: standardised target
+        loss=record["model"].get("loss", "cross_entropy" if task == "classification" else "mse"),  # logits vs
+        # class indices for cross_entropy; mse on the standardised target
         optimizer=options["optimizer"], lr=options["lr"], weight_decay=options["weight_decay"],
         momentum=options["momentum"], epochs=options["epochs"], batch_size=options["batch_size"],
         scheduler=options["scheduler"], clip_grad_norm=options["clip"], callbacks=callbacks, seed=options["seed"],
@@ -486,7 +487,11 @@ def predict_main(argv: list[str]) -> int:
         for index, label in enumerate(transform.classes):
             result[f"probability_{label}"] = outputs[:, index]
     if args.out is None:
-        result.to_csv(sys.stdout, index=False)
+        try:
+            result.to_csv(sys.stdout, index=False)
+            sys.stdout.flush()
+        except BrokenPipeError:  # `glassloop predict ... | head`: the reader left, which is not an error
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     else:
         result.to_csv(args.out, index=False)
         print(f"wrote {len(result)} predictions to {args.out}")

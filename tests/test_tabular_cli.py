@@ -38,10 +38,16 @@ def run_in_process(*args: str) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
-@pytest.fixture(scope="module")
-def crop_run(tmp_path_factory) -> dict:
-    """One real `glassloop fit` on crop with a temporal split and MLflow in a temporary SQLite store."""
-    root = tmp_path_factory.mktemp("crop")
+def test_crop_end_to_end(tmp_path) -> None:
+    """One real `glassloop fit` subprocess on crop (temporal split, MLflow in a temporary SQLite store), then its
+    summary, its MLflow runs and `predict` are checked. One test, so that `pytest -n 2` trains it only once."""
+    crop_run = fit_crop(tmp_path)
+    check_crop_summary(crop_run)
+    check_crop_mlflow(crop_run)
+    check_crop_predict(crop_run)
+
+
+def fit_crop(root: Path) -> dict:
     uri = f"sqlite:///{root / 'mlflow.db'}"
     result = run_cli("fit", str(CROP), "--target", "yield_t_ha", "--time-column", "date", "--features",
                      CROP_FEATURES, "--out", "run", "--tracking-uri", uri, "--experiment", "crop-test",
@@ -51,12 +57,12 @@ def crop_run(tmp_path_factory) -> dict:
             "summary": json.loads((root / "run" / "summary.json").read_text())}
 
 
-def test_crop_fit_writes_an_honest_comparison(crop_run) -> None:
+def check_crop_summary(crop_run: dict) -> None:
     summary, run = crop_run["summary"], crop_run["run"]
     for name in ("config.json", "summary.json", "history.csv", "best.pt", "latest.pt"):
         assert (run / name).is_file(), name
     assert summary["task"] == "regression"
-    assert summary["split"] | {} == summary["split"] and summary["split"]["method"] == "temporal"
+    assert summary["split"]["method"] == "temporal"
     assert summary["split"]["train_rows"] == 38 and summary["split"]["val_rows"] == 10
     assert summary["split"]["train_until"] < summary["split"]["val_from"]
     assert set(summary["baselines"]) == {"linear", "forest"}
@@ -77,7 +83,7 @@ def test_crop_fit_writes_an_honest_comparison(crop_run) -> None:
     assert len(history) == network["epochs_run"] and {"train_loss", "val_loss"} <= set(history.columns)
 
 
-def test_crop_fit_logs_network_and_baselines_to_mlflow(crop_run) -> None:
+def check_crop_mlflow(crop_run: dict) -> None:
     from mlflow.tracking import MlflowClient
 
     summary = crop_run["summary"]
@@ -96,7 +102,7 @@ def test_crop_fit_logs_network_and_baselines_to_mlflow(crop_run) -> None:
         assert run.data.params["split"] == "temporal"
 
 
-def test_predict_round_trip(crop_run) -> None:
+def check_crop_predict(crop_run: dict) -> None:
     root, run = crop_run["root"], crop_run["run"]
     code, _, stderr = run_in_process("predict", str(run), str(CROP), "--out", str(root / "preds.csv"))
     assert code == 0, stderr
