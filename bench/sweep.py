@@ -111,7 +111,7 @@ def main() -> None:
         print(f"{name:>10} | {seconds:>11.3f} | {min(runs):>6.2f} | {max(runs):>6.2f} | "
               f"{statistics.median(ratios):>13.2f} | {statistics.median(ratios_1t):>9.2f} | {throughput:>15,.0f} | {throughput / (samples / lesson):>13.1f} | "
               f"{100 * throughput * FLOP_PER_SAMPLE / PEAK_FLOPS:>6.1f} | "
-              f"{100 * throughput / STEP_SHAPE_CEILING:>12.1f} | {val_mse.get(name, float('nan')):.6f}")
+              f"{100 * throughput / STEP_SHAPE_CEILING:>12.1f} | {f'{val_mse[name]:.6f}' if name in val_mse else '-'}")
     print(f"cost x lesson (x 1t) = seconds / one lesson-loop run at default threads (at 1 thread), median of "
           f"per-round ratios; targets: K=16 <= 1.5, K=32 <= 2.5. lesson {lesson:.2f} s, lesson-1t {lesson_1t:.2f} s "
           f"(quiet reference: ~1.4 s for 30 epochs, performance.md §3)")

@@ -890,8 +890,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--hidden", default="64,64", help="hidden sizes for DATA's MLP (default 64,64)")
     parser.add_argument("--seeds", default="4", help="a count N (seeds 0..N-1) or a list 3,7,11 (default 4)")
     parser.add_argument("--lr", default="1e-3", help="learning rates, comma-separated (default 1e-3)")
-    parser.add_argument("--weight-decay", default="0", help="weight decays, comma-separated (default 0)")
-    parser.add_argument("--momentum", default="0", help="SGD momenta, comma-separated (default 0)")
+    parser.add_argument("--weight-decay", default=None, help="weight decays, comma-separated (default 0)")
+    parser.add_argument("--momentum", default=None, help="SGD momenta, comma-separated (default 0)")
     parser.add_argument("--clip-grad-norm", default=None, help="max gradient norms, comma-separated")
     parser.add_argument("--optimizer", default="adam", help="sgd, adam (default) or adamw")
     parser.add_argument("--loss", default=None, help="loss name (default mse; cross_entropy for class targets)")
@@ -924,10 +924,12 @@ def main(argv: list[str]) -> int:
         seeds = list(range(count))
     else:
         seeds = number_list(seeds_text, "seeds", int)
-    grid: dict[str, Any] = {"lr": number_list(args.lr, "lr"), "weight_decay": number_list(args.weight_decay,
-                            "weight-decay"), "momentum": number_list(args.momentum, "momentum"), "seed": seeds}
-    if args.clip_grad_norm is not None:
-        grid["clip_grad_norm"] = number_list(args.clip_grad_norm, "clip-grad-norm")
+    grid: dict[str, Any] = {"lr": number_list(args.lr, "lr")}
+    for key, flag in (("weight_decay", "weight-decay"), ("momentum", "momentum"), ("clip_grad_norm", "clip-grad-norm")):
+        text = getattr(args, key)
+        if text is not None:  # only swept keys appear in the grid (and in the summary's settings)
+            grid[key] = number_list(text, flag)
+    grid["seed"] = seeds
     result = sweep(build, train, val, grid, loss=args.loss or loss, optimizer=args.optimizer,
                    epochs=args.epochs if args.epochs is not None else defaults["epochs"],
                    batch_size=args.batch_size if args.batch_size is not None else defaults["batch_size"],
