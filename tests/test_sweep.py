@@ -263,3 +263,24 @@ def test_gl_sweep_stays_callable_after_the_module_is_imported():
 
     result = gl.sweep(build, TRAIN, None, {"seed": [0]}, epochs=1, verbose=False)
     assert len(result) == 1 and math.isfinite(result.table[0]["train_loss"])
+
+
+@pytest.mark.parametrize("name", ["adam", "adamw"])
+def test_plain_adam_fallback_equals_the_fused_kernel(name):
+    from glassloop.sweep import StackedOptimizer
+
+    torch.manual_seed(0)
+    start, steps = torch.randn(3, 50), [torch.randn(3, 50) for _ in range(5)]
+    configs = [{"lr": lr, "weight_decay": wd, "momentum": 0.0} for lr, wd in ((1e-3, 0.0), (3e-3, 1e-2), (1e-2, 0.1))]
+    fused_weights, plain_weights = start.clone(), start.clone()
+    fused_grad, plain_grad = torch.zeros(3, 50), torch.zeros(3, 50)
+    fused = StackedOptimizer(name, fused_weights, fused_grad, configs, fused=True)
+    plain = StackedOptimizer(name, plain_weights, plain_grad, configs, fused=False)
+    assert fused.fused and not plain.fused
+    for grad in steps:
+        fused_grad.copy_(grad)
+        plain_grad.copy_(grad)
+        fused.step()
+        plain.step()
+    torch.testing.assert_close(plain_weights, fused_weights, rtol=1e-6, atol=1e-7)
+    assert (fused_weights - start).abs().max() > 1e-2
