@@ -100,7 +100,16 @@ def _did_you_mean(name: str, choices: list[str]) -> str:
 
 
 def _is_numeric(series: pd.Series) -> bool:
+    if pd.api.types.is_complex_dtype(series):
+        return False
     return pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series)
+
+
+def _non_number(series: pd.Series) -> Any:
+    """A value of a non-numeric column that is not a number, for the message (else its first value)."""
+    text = series.dropna().astype(str)
+    bad = text[pd.to_numeric(text, errors="coerce").isna()]
+    return bad.iloc[0] if len(bad) else series.iloc[0]
 
 
 def _as_float(series: pd.Series) -> np.ndarray:
@@ -208,7 +217,7 @@ class TableTransform:
                 blocks.append((text.to_numpy()[:, None] == np.asarray(levels)[None, :]).astype(np.float64))
             else:
                 if not _is_numeric(series):
-                    example = series[pd.to_numeric(series, errors="coerce").isna()].iloc[0]
+                    example = _non_number(series)
                     raise DataError(f"feature column {column!r} in {source} is not numeric (value {example!r}); "
                                     "expected numbers as in training; fix the values")
                 values = _as_float(series)
@@ -296,12 +305,21 @@ def choose_features(frame: pd.DataFrame, target: str, features: list[str] | None
         if series.isna().all():
             raise DataError(f"column {column!r} is entirely empty (all {len(series)} values missing); expected values; "
                             f"drop the column or leave it out of --features")
+        if pd.api.types.is_complex_dtype(series):
+            raise DataError(f"column {column!r} holds complex numbers (e.g. {series.iloc[0]!r}); expected real numbers; "
+                            "split it into real and imaginary columns or leave it out")
+        if pd.api.types.is_datetime64_any_dtype(series) or pd.api.types.is_timedelta64_dtype(series):
+            if not explicit:  # a time stamp is not a feature by default (it may be the split's time column)
+                skipped.append(column)
+                continue
+            raise DataError(f"column {column!r} holds dates/times (e.g. {series.iloc[0]}); expected numbers or "
+                            "categories; derive numeric features (e.g. day of year) or leave it out of --features")
         if _is_numeric(series):
             selected.append(column)
             continue
-        parsed = pd.to_numeric(series, errors="coerce")
+        parsed = pd.to_numeric(series.astype(str).where(series.notna()), errors="coerce")
         bad = parsed.isna() & series.notna()
-        if parsed.notna().sum() > bad.sum():  # mostly numbers: a few bad cells, not a category
+        if bad.any() and parsed.notna().sum() > bad.sum():  # mostly numbers: a few bad cells, not a category
             raise DataError(f"column {column!r} looks numeric but value {series[bad].iloc[0]!r} ({_rows(bad)}) is not "
                             "a number; expected numbers in every row; fix those cells or leave the column out")
         if not explicit:
@@ -314,6 +332,11 @@ def choose_features(frame: pd.DataFrame, target: str, features: list[str] | None
                             "its values")
         selected.append(column)
         categories[column] = levels
+    for column in selected:  # here, row numbers refer to the whole table (later checks see only one split)
+        if frame[column].isna().any():
+            missing = frame[column].isna()
+            raise DataError(f"feature column {column!r} has {int(missing.sum())} missing values ({_rows(missing)}); "
+                            "expected a value in every row; fill or drop those rows, or leave the column out")
     if not selected:
         hint = f" (skipped non-numeric: {', '.join(skipped)})" if skipped else ""
         raise DataError(f"no feature columns besides the target {target!r}{hint}; expected at least one numeric column; "
@@ -341,7 +364,7 @@ def check_target(frame: pd.DataFrame, target: str, task: Task | None) -> tuple[T
         why = "--task"
     if task == "regression":
         if not _is_numeric(series):
-            example = series[pd.to_numeric(series, errors="coerce").isna()].iloc[0]
+            example = _non_number(series)
             raise DataError(f"target column {target!r} is not numeric (value {example!r}); expected numbers for "
                             "regression; use --task classification or fix the values")
         values = _as_float(series)
@@ -356,9 +379,9 @@ def check_target(frame: pd.DataFrame, target: str, task: Task | None) -> tuple[T
     if len(labels) < 2:
         raise DataError(f"target column {target!r} has a single class ({labels[0]!r}); expected at least two classes "
                         "for classification; check the column")
-    if len(labels) > max(MAX_LEVELS, len(series) // 2):
+    if len(labels) > min(100, len(series) // 2):
         raise DataError(f"target column {target!r} has {len(labels)} classes in {len(series)} rows; expected a few "
-                        "classes, each seen several times; use --task regression for a numeric quantity")
+                        "classes, each seen at least twice on average; use --task regression for a numeric quantity")
     return task, why, labels
 
 
@@ -380,7 +403,7 @@ def parse_times(frame: pd.DataFrame, time_column: str) -> pd.Series:
                         f"({_rows(series.isna())}); expected a time in every row; fill or drop those rows")
     if _is_numeric(series) and not pd.api.types.is_bool_dtype(series):
         return series.astype("float64")
-    if pd.api.types.is_datetime64_any_dtype(series):
+    if pd.api.types.is_datetime64_any_dtype(series) or pd.api.types.is_timedelta64_dtype(series):
         return series
     parsed = pd.to_datetime(series.astype(str), errors="coerce", format="mixed")
     if parsed.isna().any():

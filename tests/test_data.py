@@ -275,3 +275,20 @@ def test_config_file_flags_override_and_validation(tmp_path) -> None:
     path.write_text("lr = = 1")
     with pytest.raises(ConfigError, match="not valid TOML"):
         data.read_config_file(path)
+
+
+def test_parquet_types_and_missing_feature_rows(tmp_path) -> None:
+    frame = pd.DataFrame({"when": pd.date_range("2024-01-01", periods=12), "x": np.arange(12.0),
+                          "y": np.arange(12.0) ** 2, "level": pd.Categorical(["a", "b"] * 6)})
+    frame.to_parquet(tmp_path / "t.parquet")
+    table = data.read_table(tmp_path / "t.parquet")
+    prepared = data.prepare(table, "y", split="temporal", time_column="when")
+    assert prepared.transform.features == ["x"] and prepared.skipped == ["level"]
+    with pytest.raises(DataError, match="holds dates/times"):
+        data.prepare(table, "y", features=["x", "when"])
+    assert data.prepare(table, "y", features=["x", "level"]).transform.categories == {"level": ["a", "b"]}
+    table.loc[9, "x"] = np.nan  # row numbers in the message count rows of the whole table, from 1
+    with pytest.raises(DataError, match=r"'x' has 1 missing values \(row 10\)"):
+        data.prepare(table, "y", split="temporal", time_column="when")
+    with pytest.raises(DataError, match="12 classes in 12 rows"):
+        data.prepare(table.assign(y=[f"c{i}" for i in range(12)]), "y")
