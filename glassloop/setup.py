@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import random
 import signal
 import threading
@@ -18,7 +17,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from glassloop import distributed
 from glassloop.batches import TensorBatcher, as_tensor, make_source
+from glassloop.distributed import is_main_process  # noqa: F401 - part of this module's surface
 from glassloop.errors import ConfigError
 from glassloop.events import CallbackList
 from glassloop.schedules import (
@@ -178,20 +179,25 @@ class Run:
         if options["scheduler_step"] not in ("auto", "epoch", "batch"):
             raise ConfigError(f"scheduler_step={options['scheduler_step']!r}; expected 'auto', 'epoch' or 'batch'")
         self.device = resolve_device(options["device"])
+        self.created_group = distributed.join(self.device)  # under torchrun: DDP (gloo on CPU, NCCL on CUDA)
+        self.device = distributed.device_for_rank(self.device)
+        self.rank, self.world_size = distributed.rank_and_world()
         self.epochs = options["epochs"]
         self.compute_loss = options["compute_loss"]
         if self.compute_loss is not None and not callable(self.compute_loss):
             raise ConfigError("compute_loss must be a function fn(model, batch) -> scalar loss tensor")
-        if options["seed"] is not None:
-            seed_everything(options["seed"])
-        self.model = model.to(self.device)
+        seed = options["seed"] if self.world_size == 1 else distributed.same_seed(options["seed"])
+        if seed is not None:
+            seed_everything(seed)
         self.parameters = [p for p in model.parameters() if p.requires_grad]
         if not self.parameters:
             raise ConfigError("the model has no trainable parameters (all requires_grad=False); nothing to train")
+        self.module = model.to(self.device)  # callbacks and checkpoints see the plain module
+        self.model = distributed.wrap(self.module, self.device) if self.world_size > 1 else self.module
         self.loss_fn = ShapeGuard(make_loss(options["loss"]))
         self.metrics = make_metrics(options["metrics"])
-        self.train = make_source(options["train"], options["batch_size"], options["shuffle"], options["seed"],
-                                 "train", *distributed_rank()).to(self.device)
+        self.train = make_source(options["train"], options["batch_size"], options["shuffle"], seed, "train",
+                                 self.rank, self.world_size).to(self.device)
         self.val = options["val"]
         if self.val is not None:
             make_source(self.val, options["batch_size"], False, None, "val")  # validate now, not after an epoch
@@ -209,7 +215,7 @@ class Run:
         self.batch_hooks = self.callbacks.has("on_batch_start") or self.callbacks.has("on_batch_end")
         self.after_backward_hooks = self.callbacks.has("on_after_backward")
         self.interrupted: int | None = None
-        self.state = LoopState(model=self.model, optimizer=self.optimizer, scheduler=self.scheduler,
+        self.state = LoopState(model=self.module, optimizer=self.optimizer, scheduler=self.scheduler,
                                loss_fn=self.loss_fn.loss_fn, epochs=self.epochs, batcher=self.train,
                                device=self.device, config=self.config(), callbacks=self.callbacks.callbacks,
                                record_keys=["epoch", "train_loss", "val_loss", "lr", "grad_norm", "seconds",
@@ -226,16 +232,16 @@ class Run:
         callbacks = list(callbacks)
         from glassloop.callbacks.console import Console
 
-        if options["verbose"] and is_main_process() and not any(isinstance(c, Console) for c in callbacks):
+        if options["verbose"] and not any(isinstance(c, Console) for c in callbacks):
             callbacks.append(Console(progress=options["progress"]))
-        return callbacks
+        return distributed.main_process_only(callbacks)
 
     def config(self) -> dict[str, Any]:
         """JSON-safe description of this run (checkpoints and MLflow params use it)."""
         o = self.options
         scheduler = o["scheduler"]
         return {
-            "model_class": type(self.model).__name__,
+            "model_class": type(self.module).__name__,
             "parameters": sum(p.numel() for p in self.parameters),
             "loss": o["loss"] if isinstance(o["loss"], str) else type(o["loss"]).__name__,
             "optimizer": type(self.optimizer).__name__,
@@ -245,6 +251,7 @@ class Run:
             "epochs": self.epochs, "batch_size": o["batch_size"], "shuffle": o["shuffle"],
             "scheduler": scheduler if isinstance(scheduler, (str, type(None))) else type(scheduler).__name__,
             "clip_grad_norm": o["clip_grad_norm"], "seed": o["seed"], "device": str(self.device),
+            "world_size": self.world_size,
             "train_size": self.train.n if isinstance(self.train, TensorBatcher) else len(self.train),
             "compute_loss": getattr(self.compute_loss, "__name__", None),
         }
@@ -266,18 +273,21 @@ class Run:
                                                  "seconds": time.perf_counter() - started}
 
     def epoch_record(self, losses: list[float], norms: list[float]) -> dict[str, Any]:
+        sums = [math.fsum(losses), len(losses), math.fsum(norms), len(norms)]
+        if self.world_size > 1:  # every rank saw its shard: the epoch means are over all of them
+            sums = distributed.all_reduce_sums(sums, self.device)
         return {
             "epoch": self.state.epoch,
-            "train_loss": math.fsum(losses) / len(losses) if losses else float("nan"),
+            "train_loss": sums[0] / sums[1] if sums[1] else float("nan"),
             "val_loss": None,
             "lr": self.epoch_lr,
-            "grad_norm": math.fsum(norms) / len(norms) if norms else float("nan"),
+            "grad_norm": sums[2] / sums[3] if sums[3] else float("nan"),
         }
 
     def validate(self) -> dict[str, Any]:
         if self.val is None:
             return {}
-        result = evaluate_source(self.model, self.val, self.loss_fn, self.metrics, self.options["batch_size"],
+        result = evaluate_source(self.module, self.val, self.loss_fn, self.metrics, self.options["batch_size"],
                                  self.device, self.compute_loss)
         return {("val_loss" if key == "loss" else f"val_{key}"): value for key, value in result.items()}
 
@@ -318,6 +328,7 @@ class Run:
         try:
             yield
         finally:
+            distributed.leave(self.created_group)
             for signum, handler in handlers.items():
                 signal.signal(signum, handler)
             if wanted and wanted != previous:
@@ -374,16 +385,6 @@ class Run:
 
 def prepare(**options: Any) -> Run:
     return Run(**options)
-
-
-def distributed_rank() -> tuple[int, int]:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
-
-
-def is_main_process() -> bool:
-    return distributed_rank()[0] == 0 and os.environ.get("RANK", "0") == "0"
 
 
 # -- evaluation ------------------------------------------------------------------------------------------------

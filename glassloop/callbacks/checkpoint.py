@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from glassloop.checkpoint import atomic_save, envelope, load_checkpoint, rng_states, set_rng_states, unwrap
+from glassloop.distributed import is_main_process
 from glassloop.errors import CheckpointError
 
 
@@ -94,6 +95,8 @@ class Checkpoint:
         ), self.latest_path)
 
     def on_epoch_end(self, state: Any) -> None:
+        if not is_main_process():
+            return  # under DDP every rank restores from the files, only rank 0 writes them
         if state.extra.get("nonfinite"):
             return  # keep the last good latest.pt: these weights are fine but resuming would hit NaN again
         record = state.record
@@ -107,6 +110,8 @@ class Checkpoint:
         state.history.to_csv(self.run_dir / "history.csv")
 
     def on_fit_end(self, state: Any) -> None:
+        if not is_main_process():
+            return
         if "partial_epoch" in state.extra:  # interrupted mid-epoch: save the position to continue from
             self.save_latest(state, finished=False, partial_epoch=state.extra["partial_epoch"])
         if state.history.records:
