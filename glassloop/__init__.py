@@ -14,6 +14,7 @@ from glassloop.errors import CallbackError, CheckpointError, ConfigError, DataEr
 from glassloop.events import show_loop
 from glassloop.loop import evaluate, fit, predict
 from glassloop.state import History, LoopState
+from glassloop.sweep import sweep
 
 __version__ = "0.1.0"
 
@@ -25,7 +26,6 @@ _LAZY = {
     "doctor": ("glassloop.doctor", None),
     "check": ("glassloop.doctor.runtime", "check"),
     "teach": ("glassloop.teach", None),
-    "sweep": ("glassloop.sweep", "sweep"),
 }
 
 
@@ -40,5 +40,5 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "CallbackError", "CheckpointError", "Checkpoint", "ConfigError", "Console", "DataError", "EarlyStopping",
     "GlassloopError", "History", "LoopState", "__version__", "evaluate", "fit", "load_checkpoint", "predict",
-    "show_loop", *_LAZY,
+    "show_loop", "sweep", *_LAZY,
 ]

@@ -25,9 +25,7 @@ import io
 import itertools
 import math
 import statistics
-import sys
 import time
-import types
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -942,14 +940,3 @@ def main(argv: list[str]) -> int:
     if result.mlflow_run_id:
         print(f"mlflow parent run: {result.mlflow_run_id}")
     return 0
-
-
-class _CallableModule(types.ModuleType):
-    """Importing `glassloop.sweep` sets the package attribute `glassloop.sweep` to this module, which shadows the
-    lazy `gl.sweep` function after the first import; calling the module therefore calls `sweep`."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> SweepResult:
-        return sweep(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
