@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from glassloop.cli import ArgumentParser
-from glassloop.errors import ConfigError, DataError, GlassloopError
+from glassloop.errors import ConfigError, DataError, GlassloopError, one_line
 
 CONFIG_VERSION = 1
 
@@ -164,11 +164,17 @@ def _prepare(data_path: Path, config: Any) -> Any:
 def _tracking_uri(config: Any) -> str:
     """The explicit --tracking-uri, else MLflow's own default (MLFLOW_TRACKING_URI, or sqlite:///mlflow.db here),
     resolved now and stored so that `resume` logs to the same store from any directory."""
-    if config.tracking_uri:
-        return config.tracking_uri
     import mlflow
+    from mlflow.tracking import MlflowClient
 
-    return mlflow.get_tracking_uri()
+    uri = config.tracking_uri or mlflow.get_tracking_uri()
+    try:  # open the store now: a bad URI is bad input, found before --out exists
+        MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+    except Exception as error:  # MLflow raises many types for unusable stores
+        raise ConfigError(f"cannot use MLflow tracking URI {uri!r} ({type(error).__name__}: "
+                          f"{one_line(str(error))[:160]}); expected e.g. sqlite:///mlflow.db or http://host:5000; "
+                          "fix --tracking-uri or pass --no-mlflow") from None
+    return uri
 
 
 def _check_core(config: Any) -> None:
@@ -300,7 +306,14 @@ def _train_and_report(out: Path, record: dict[str, Any], prepared: Any, resume: 
     curves = out / "curves.png" if (out / "curves.png").exists() else None  # gl.Checkpoint draws it when it can
     mlflow_info = None
     if logger is not None:
-        mlflow_info = _log_to_mlflow(record["mlflow"], getattr(logger, "run_id", None), network, baselines, record)
+        try:
+            mlflow_info = _log_to_mlflow(record["mlflow"], getattr(logger, "run_id", None), network, baselines,
+                                         record)
+        except Exception as error:  # the run is trained and saved; a tracking hiccup must not lose the summary
+            print(f"glassloop fit: warning: could not log the baselines to MLflow ({type(error).__name__}: "
+                  f"{one_line(str(error))[:200]})", file=sys.stderr)
+            mlflow_info = {"tracking_uri": record["mlflow"]["tracking_uri"], "run_id": getattr(logger, "run_id", None),
+                           "error": one_line(str(error))[:500]}
     summary = {
         "task": task,
         "target": prepared.transform.target,
