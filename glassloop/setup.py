@@ -376,11 +376,16 @@ class Run:
         if not isinstance(self.train, TensorBatcher) or self.compute_loss is not None:
             return
         inputs, targets = (t[: self.train.batch_size] for t in self.train.tensors)
-        findings = check(self.model, self.loss_fn.loss_fn, self.optimizer, (inputs, targets))
+        was_training = self.module.training
+        self.module.train()  # fit trains in train mode whatever mode the model came in: probe it that way
+        try:
+            findings = check(self.module, self.loss_fn.loss_fn, self.optimizer, (inputs, targets))
+        finally:
+            self.module.train(was_training)
         self.state.extra["checks"] = findings
-        if self.options["verbose"]:
+        if self.options["verbose"] and distributed.is_main_process():
             for finding in findings:
-                print(finding)
+                print(finding.render())
 
 
 def prepare(**options: Any) -> Run:

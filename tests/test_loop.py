@@ -335,3 +335,19 @@ def test_fit_restores_thread_count(ssa_small):
     before = torch.get_num_threads()
     gl.fit(mlp(0), (x, y), epochs=1, verbose=False)
     assert torch.get_num_threads() == before
+
+
+def test_checks_true_runs_the_runtime_probes_before_training(ssa_small, capsys):
+    (x, y), _ = ssa_small
+    model = mlp(0)
+    seen = {}
+
+    class Keep:
+        def on_fit_start(self, state):
+            seen["checks"] = state.extra["checks"]
+
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)  # a learning rate of 0 never learns
+    gl.fit(model, (x, y), optimizer=optimizer, epochs=1, checks=True, callbacks=[Keep()])
+    codes = {finding.code for finding in seen["checks"]}
+    assert "GL208" in codes
+    assert "GL208" in capsys.readouterr().out
