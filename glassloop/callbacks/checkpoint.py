@@ -7,10 +7,19 @@ bitwise the same weights and History as the uninterrupted run (CPU, deterministi
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
-from glassloop.checkpoint import atomic_save, envelope, load_checkpoint, rng_states, set_rng_states, unwrap
+from glassloop.checkpoint import (
+    FileWriter,
+    envelope,
+    load_checkpoint,
+    pack,
+    rng_states,
+    set_rng_states,
+    unwrap,
+)
 from glassloop.distributed import is_main_process
 from glassloop.errors import CheckpointError
 
@@ -37,6 +46,8 @@ class Checkpoint:
         self.resume = resume
         self.save_best = save_best
         self.plot = plot
+        self._csv_columns: list[str] | None = None  # history.csv's header as last written
+        self.writer: FileWriter | None = None
 
     @property
     def latest_path(self) -> Path:
@@ -52,6 +63,9 @@ class Checkpoint:
         if self.resume and self.latest_path.exists():
             self.restore(state, load_checkpoint(self.latest_path, kind="latest"))
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        for stale in self.run_dir.glob(".*.pt.tmp-*"):  # left by a process killed mid-write
+            stale.unlink(missing_ok=True)
+        self.writer = FileWriter()
 
     def restore(self, state: Any, checkpoint: dict[str, Any]) -> None:
         unwrap(state.model).load_state_dict(checkpoint["model"])
@@ -78,8 +92,7 @@ class Checkpoint:
 
     def save_latest(self, state: Any, finished: bool, partial_epoch: Any = None) -> None:
         scheduler = state.scheduler.state_dict() if state.scheduler is not None else None
-        atomic_save(envelope(
-            "latest",
+        self.writer.submit(envelope("latest", **pack(dict(
             model=unwrap(state.model).state_dict(),
             optimizer=state.optimizer.state_dict(),
             scheduler=scheduler,
@@ -87,12 +100,13 @@ class Checkpoint:
             batcher=state.batcher.state_dict(),
             epoch=state.epoch if partial_epoch is not None else state.epoch + 1,
             step=state.step,
-            history=state.history.state_dict(),
+            # JSON strings: one pickled object instead of hundreds (load_checkpoint decodes them)
+            history=json.dumps(state.history.state_dict()),
             callbacks={key: c.state_dict() for key, c in callback_keys(state.callbacks).items()},
-            config=state.config,
+            config=json.dumps(state.config, default=str),
             partial_epoch=partial_epoch,
             finished=finished,
-        ), self.latest_path)
+        ))), self.latest_path)
 
     def on_epoch_end(self, state: Any) -> None:
         if not is_main_process():
@@ -103,21 +117,46 @@ class Checkpoint:
         interrupted = bool(state.extra.get("signal"))
         finished = (state.should_stop and not interrupted) or record["epoch"] + 1 >= state.epochs
         self.save_latest(state, finished=finished)
+        self.append_history_row(state)
         if self.save_best and state.history.best_epoch == record["epoch"]:
-            atomic_save(envelope("best", model=unwrap(state.model).state_dict(), epoch=record["epoch"],
-                                 record=dict(record), monitor=state.history.monitor, config=state.config),
-                        self.best_path)
-        state.history.to_csv(self.run_dir / "history.csv")
+            # best.pt stays a plain dict: torch.load(path, weights_only=True)["model"] is a state_dict
+            self.writer.submit(envelope("best", model=unwrap(state.model).state_dict(), epoch=record["epoch"],
+                                        record=dict(record), monitor=state.history.monitor, config=state.config),
+                               self.best_path)
+
+    def append_history_row(self, state: Any) -> None:
+        """history.csv grows by one line an epoch (rewritten whole when the columns change, e.g. after a resume)."""
+        path = self.run_dir / "history.csv"
+        columns = state.history.columns()
+        if self._csv_columns != columns or not path.exists():
+            state.history.to_csv(path)
+            self._csv_columns = columns
+            return
+        record = state.record
+        with open(path, "a") as handle:
+            handle.write(",".join("" if record.get(k) is None else str(record.get(k)) for k in columns) + "\n")
 
     def on_fit_end(self, state: Any) -> None:
         if not is_main_process():
             return
         if "partial_epoch" in state.extra:  # interrupted mid-epoch: save the position to continue from
             self.save_latest(state, finished=False, partial_epoch=state.extra["partial_epoch"])
+        self.close()
         if state.history.records:
             state.history.to_csv(self.run_dir / "history.csv")
             if self.plot:
                 self._plot(state)
+
+    def on_exception(self, state: Any) -> None:
+        self.close()  # what was handed over before the error still lands on disk
+
+    def close(self) -> None:
+        if self.writer is not None:
+            writer, self.writer = self.writer, None
+            try:
+                writer.flush()
+            finally:
+                writer.close()
 
     def _plot(self, state: Any) -> None:
         try:
