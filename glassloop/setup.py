@@ -310,6 +310,7 @@ class Run:
 
     def finish(self) -> None:
         history = self.state.history
+        history.signal = self.interrupted
         if self.state.stop_reason is not None:
             history.stop_reason = self.state.stop_reason
         elif history.stop_reason is None:

@@ -24,6 +24,7 @@ class History:
     best_val_loss: float | None = None
     stop_reason: str | None = None
     monitor: str = "val_loss"
+    signal: int | None = None  # SIGINT/SIGTERM number when a signal interrupted the run (CLI exit 128 + signal)
 
     def __len__(self) -> int:
         return len(self.records)
@@ -71,6 +72,7 @@ class History:
             "best_val_loss": self.best_val_loss,
             "stop_reason": self.stop_reason,
             "monitor": self.monitor,
+            "signal": self.signal,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -79,6 +81,7 @@ class History:
         self.best_val_loss = state["best_val_loss"]
         self.stop_reason = state["stop_reason"]
         self.monitor = state.get("monitor", "val_loss")
+        self.signal = state.get("signal")
 
     def plot(self, path: str | Path | None = None, **options: Any):
         """Loss curves (best epoch marked), LR and gradient-norm panels; see `glassloop.plots`."""

@@ -277,7 +277,7 @@ def test_kill_9_at_a_random_instant_then_resume_is_bitwise_identical(uninterrupt
     _assert_same_as(uninterrupted, tmp_path)
 
 
-@pytest.mark.parametrize("signum,code", [(signal.SIGINT, 130), (signal.SIGTERM, 130)])
+@pytest.mark.parametrize("signum,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_signal_saves_mid_epoch_and_resume_is_bitwise_identical(uninterrupted, tmp_path, signum, code):
     process = _start(tmp_path)
     time.sleep(0.4)

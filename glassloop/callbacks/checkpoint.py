@@ -89,6 +89,7 @@ class Checkpoint:
             print(f"Run in {self.run_dir} already finished ({state.history.stop_reason}); nothing to resume.")
         else:
             state.history.stop_reason = None  # it said "interrupted"; the run goes on
+            state.history.signal = None
 
     def save_latest(self, state: Any, finished: bool, partial_epoch: Any = None) -> None:
         scheduler = state.scheduler.state_dict() if state.scheduler is not None else None

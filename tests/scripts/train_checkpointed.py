@@ -26,8 +26,8 @@ def main() -> int:
     history = gl.fit(model, (x[:240], y[:240]), val=(x[240:], y[240:]), epochs=epochs, batch_size=8, lr=3e-3,
                      scheduler="cosine", seed=3, verbose=False,
                      callbacks=[Ready(), gl.EarlyStopping(patience=25), gl.Checkpoint(run_dir, resume=True)])
-    if history.stop_reason.startswith("interrupted"):
-        return 130
+    if history.signal is not None:  # the shell convention: 128 + the signal number (130 SIGINT, 143 SIGTERM)
+        return 128 + history.signal
     torch.save({"model": model.state_dict(), "records": [{k: v for k, v in r.items() if k != "seconds"}
                                                          for r in history.records],
                 "best_epoch": history.best_epoch, "stop_reason": history.stop_reason}, f"{run_dir}/final.pt")
