@@ -559,6 +559,19 @@ PRIMARY_METRIC = {"regression": ("val_mse", "lower"), "classification": ("val_ac
 BASELINES = ("linear", "forest")
 
 
+def baseline_model(name: str, task: Task, seed: int = 0) -> Any:
+    """The unfitted scikit-learn estimator behind a baseline name (shared by in-memory and streamed fits)."""
+    from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+    from sklearn.linear_model import LinearRegression, LogisticRegression
+
+    if name not in BASELINES:
+        raise ConfigError(f"unknown baseline {name!r}; expected some of {', '.join(BASELINES)} or none; fix --baselines")
+    if task == "regression":
+        return LinearRegression() if name == "linear" else RandomForestRegressor(n_estimators=100, random_state=seed)
+    return (LogisticRegression(max_iter=2000) if name == "linear"
+            else RandomForestClassifier(n_estimators=100, random_state=seed))
+
+
 def run_baselines(train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray], task: Task,
                   names: tuple[str, ...] | list[str] = BASELINES, seed: int = 0,
                   n_classes: int | None = None) -> dict[str, dict[str, Any]]:
@@ -567,9 +580,6 @@ def run_baselines(train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, n
     regression: LinearRegression, RandomForestRegressor -> val_mse, val_mae (original units).
     classification: LogisticRegression, RandomForestClassifier -> val_accuracy, val_log_loss.
     """
-    from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
-    from sklearn.linear_model import LinearRegression, LogisticRegression
-
     unknown = [name for name in names if name not in BASELINES]
     if unknown:
         raise ConfigError(f"unknown baseline {unknown[0]!r}; expected some of {', '.join(BASELINES)} or none; "
@@ -578,14 +588,11 @@ def run_baselines(train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, n
     val_x, val_y = val
     results: dict[str, dict[str, Any]] = {}
     for name in names:
+        model = baseline_model(name, task, seed)
+        model.fit(train_x, train_y)
         if task == "regression":
-            model = LinearRegression() if name == "linear" else RandomForestRegressor(n_estimators=100, random_state=seed)
-            model.fit(train_x, train_y)
             metrics = regression_metrics(val_y, model.predict(val_x))
         else:
-            model = (LogisticRegression(max_iter=2000) if name == "linear"
-                     else RandomForestClassifier(n_estimators=100, random_state=seed))
-            model.fit(train_x, train_y)
             # Classes absent from the training rows get probability 0, so log-loss is over every class.
             k = n_classes if n_classes is not None else int(max(train_y.max(), val_y.max())) + 1
             probabilities = np.zeros((len(val_x), k))

@@ -81,14 +81,26 @@ def fit_parser() -> ArgumentParser:
     add("--no-mlflow", dest="mlflow", action="store_const", const=False, help="do not log to MLflow")
     add("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or MLflow's sqlite:///mlflow.db)")
     add("--experiment", help="MLflow experiment name (default glassloop)")
+    _add_stream_flags(parser)
     return parser
+
+
+# Streaming (glassloop.streaming): flags only, never in FitConfig/--config, so config files stay as they were.
+STREAM_FLAGS = ("stream", "stream_threshold_mb")
+
+
+def _add_stream_flags(parser: ArgumentParser) -> None:
+    parser.add_argument("--stream", action="store_true", default=False,
+                        help="read a Parquet file row group by row group (flat memory), whatever its size")
+    parser.add_argument("--stream-threshold-mb", type=float, default=None,
+                        help="stream Parquet files bigger than this many MB (default 512)")
 
 
 # ----------------------------------------------------------------------------------------------- fit
 def fit_main(argv: list[str]) -> int:
     """`glassloop fit`: validate everything, then create --out, train, compare, report."""
     args = fit_parser().parse_args(argv)
-    flags = {k: v for k, v in vars(args).items() if k != "config"}
+    flags = {k: v for k, v in vars(args).items() if k != "config" and k not in STREAM_FLAGS}
     from glassloop.data import build_config, read_config_file
 
     file_values = read_config_file(args.config) if args.config else {}
@@ -99,6 +111,13 @@ def fit_main(argv: list[str]) -> int:
     out = Path(config.out)
     _check_new_run_dir(out)
     data_path = Path(config.data).resolve()
+    from glassloop.streaming import should_stream
+
+    if should_stream(data_path, args.stream, args.stream_threshold_mb):  # big Parquet: glassloop.streaming
+        from glassloop.streaming import fit_streamed
+
+        return fit_streamed(data_path, config, out, {"forced": args.stream,
+                                                     "threshold_mb": args.stream_threshold_mb})
     prepared = _prepare(data_path, config)
     tracking_uri = _tracking_uri(config) if config.mlflow else None
     _check_core(config)
@@ -452,6 +471,10 @@ def resume_main(argv: list[str]) -> int:
     if data_path.is_file() and _sha256(data_path) != record["data_sha256"]:
         raise DataError(f"data file {str(data_path)!r} changed since the run started (sha256 differs); expected the "
                         "same table; restore it, or start a new run with 'glassloop fit'")
+    if record.get("streaming"):  # a streamed run re-streams its data (glassloop.streaming)
+        from glassloop.streaming import resume_streamed
+
+        return resume_streamed(run_dir, record, args.mlflow)
     from glassloop.data import FitConfig, TableTransform
 
     config = FitConfig.model_validate(record["options"])
@@ -474,6 +497,7 @@ def predict_main(argv: list[str]) -> int:
     parser.add_argument("run_dir", help="a 'glassloop fit' run directory")
     parser.add_argument("data", help="the table to predict (.csv or .parquet), with the training feature columns")
     parser.add_argument("--out", help="CSV to write (default: standard output)")
+    _add_stream_flags(parser)
     args = parser.parse_args(argv)
     run_dir, record = _read_run(args.run_dir)
     best = run_dir / "best.pt"
@@ -487,7 +511,14 @@ def predict_main(argv: list[str]) -> int:
                               "directory; fix --out")
     import glassloop as gl
     from glassloop.data import TableTransform, read_table
+    from glassloop.streaming import should_stream
 
+    if should_stream(Path(args.data), args.stream, args.stream_threshold_mb):  # big Parquet: CSV rows as they come
+        from glassloop.streaming import predict_streamed
+
+        model = _model_from_record(record)
+        model.load_state_dict(gl.load_checkpoint(best)["model"])
+        return predict_streamed(record, model, Path(args.data), args.out)
     transform = TableTransform.from_dict(record["transform"])
     frame = read_table(args.data)
     inputs = transform.transform(frame, source=repr(args.data))
