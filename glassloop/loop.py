@@ -39,8 +39,9 @@ def heartbeat(run: Run) -> History:
             hooks("on_epoch_start", state)
             model.train()                                                   # dropout/batch-norm: training mode
             losses, norms, started = run.resume_partial_epoch()
-            for batch in run.train.epoch():
-                run.batch_hooks and hooks("on_batch_start", state)
+            for index, batch in enumerate(run.train.epoch()):
+                if run.batch_hooks:
+                    run.announce("on_batch_start", batch=batch, batch_index=index)
                 clear_gradients(run.parameters)                             # 1. optimizer.zero_grad()
                 if run.compute_loss is None:
                     inputs, targets = move_to(batch, run.device)
@@ -49,7 +50,8 @@ def heartbeat(run: Run) -> History:
                 else:
                     loss = run.compute_loss(model, move_to(batch, run.device))  # 2-3. custom forward + loss
                 loss.backward()                                             # 4. backward: fill every .grad
-                run.after_backward_hooks and hooks("on_after_backward", state)
+                if run.after_backward_hooks:
+                    run.announce("on_after_backward", loss=loss)
                 grad_norm = run.clip(run.parameters, run.clip_grad_norm)    # 5. pre-clip norm; clip if asked
                 loss_value, norm_value = loss.item(), grad_norm.item()
                 if not math.isfinite(loss_value + norm_value):              #    never step on NaN/Inf
@@ -57,11 +59,13 @@ def heartbeat(run: Run) -> History:
                     losses.append(loss_value)
                     break
                 optimizer.step()                                            # 6. update the weights
-                run.per_batch_schedule and run.scheduler.step()             #    onecycle/warmup: every step
+                if run.per_batch_schedule:
+                    run.scheduler.step()                                    #    onecycle/warmup: every step
                 losses.append(loss_value)
                 norms.append(norm_value)
                 state.step += 1
-                run.batch_hooks and hooks("on_batch_end", state)
+                if run.batch_hooks:
+                    run.announce("on_batch_end", loss=loss, grad_norm=grad_norm)
                 if state.should_stop:                                       # a signal: stop after this step
                     break
             if state.should_stop and run.interrupted:                       # mid-epoch: checkpoint resumes it

@@ -258,6 +258,12 @@ class Run:
 
     # -- helpers the heartbeat calls -------------------------------------------------------------------------
 
+    def announce(self, event: str, **fields: Any) -> None:
+        """Set what a per-batch event shows (batch, batch_index, loss, grad_norm) and call its callbacks."""
+        for name, value in fields.items():
+            setattr(self.state, name, value)
+        self.callbacks(event, self.state)
+
     def resume_partial_epoch(self) -> tuple[list[float], list[float], float]:
         """Start an epoch: empty accumulators, or those of an epoch interrupted mid-way and now resumed."""
         self.epoch_lr = self.optimizer.param_groups[0]["lr"]  # the LR this epoch trains with

@@ -351,3 +351,23 @@ def test_checks_true_runs_the_runtime_probes_before_training(ssa_small, capsys):
     codes = {finding.code for finding in seen["checks"]}
     assert "GL208" in codes
     assert "GL208" in capsys.readouterr().out
+
+
+def test_per_batch_events_see_the_batch_loss_and_pre_clip_norm(ssa_small):
+    (x, y), _ = ssa_small
+    seen = []
+
+    class Watch:
+        def on_batch_start(self, state):
+            seen.append(("start", state.batch_index, len(state.batch[0])))
+
+        def on_batch_end(self, state):
+            seen.append(("end", state.loss.item(), state.grad_norm.item(), state.step))
+
+    history = gl.fit(mlp(0), (x, y), epochs=1, batch_size=100, clip_grad_norm=1e-3, callbacks=[Watch()],
+                     verbose=False)
+    assert [s[1:] for s in seen if s[0] == "start"] == [(0, 100), (1, 100), (2, 100), (3, 100)]
+    ends = [s for s in seen if s[0] == "end"]
+    assert [s[3] for s in ends] == [1, 2, 3, 4]
+    assert sum(s[1] for s in ends) / 4 == pytest.approx(history.records[0]["train_loss"])
+    assert all(s[2] > 1e-3 for s in ends)  # the norm before clipping, not the clipped 1e-3
