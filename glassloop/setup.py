@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import random
 import signal
 import threading
@@ -343,13 +344,15 @@ class Run:
 
     def _threads(self, threads: Any) -> int | None:
         if threads == "auto":
-            # Small models gain nothing from 2 intra-op threads and collapse when a neighbour is busy
-            # (reference/performance.md §7); GEMM-heavy steps keep torch's default.
+            # Small models gain nothing from a second intra-op thread, and any model's spin-waiting threads
+            # collapse (3-40x slower) when a neighbour process is busy (reference/performance.md §7): one thread
+            # unless the step is GEMM-heavy and the machine looks idle.
             if self.device.type != "cpu":
                 return None
             batch = self.options["batch_size"] or getattr(self.train, "n", 1)
             macs_per_step = batch * sum(p.numel() for p in self.parameters)
-            return 1 if macs_per_step < 4_000_000 else None
+            busy = os.getloadavg()[0] > max(1.0, (os.cpu_count() or 1) - 0.5) if hasattr(os, "getloadavg") else False
+            return 1 if macs_per_step < 4_000_000 or busy else None
         if threads is None:
             return None
         _check_number("threads", threads, 1, integer=True)
