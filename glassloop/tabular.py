@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from glassloop.cli import ArgumentParser
+from glassloop.distributed import is_main_process
 from glassloop.errors import ConfigError, DataError, GlassloopError, one_line
 
 CONFIG_VERSION = 1
@@ -314,6 +315,11 @@ def _train_and_report(out: Path, record: dict[str, Any], prepared: Any, resume: 
         scheduler=options["scheduler"], clip_grad_norm=options["clip"], callbacks=callbacks, seed=options["seed"],
         metrics=["accuracy"] if task == "classification" else None,
     )
+    if history.signal is not None:  # interrupted: latest.pt holds the position, a partial run gets no summary
+        print(f"glassloop: run interrupted; continue it with: glassloop resume {out}", file=sys.stderr)
+        return 128 + history.signal
+    if not is_main_process():
+        return 0  # under torchrun only rank 0 evaluates, compares and writes the summary
     best = out / "best.pt"
     if best.exists():  # evaluate exactly the weights `predict` will use
         model.load_state_dict(gl.load_checkpoint(best)["model"])
