@@ -54,6 +54,11 @@ class TensorBatcher:
             yield self._shard(tuple(chunk[index] for chunk in chunks))
         self.epoch_rng_state = None
 
+    @property
+    def mid_epoch(self) -> bool:
+        """True while an epoch has batches left (its loop was left early), False once it ran to the end."""
+        return self.epoch_rng_state is not None
+
     def _shard(self, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
         # Under DDP every rank draws the same permutation and keeps its slice of each global batch.
         if self.world_size == 1:
@@ -85,8 +90,7 @@ class IterableSource:
                 f"training data is a one-shot iterator ({type(data).__name__}); it would be empty after the first "
                 "epoch. Pass a DataLoader, a Dataset, a list of batches, or an (inputs, targets) pair of tensors")
         self.data = data
-        self.position = 0
-        self.epoch_rng_state = None
+        self.mid_epoch = False
 
     def __len__(self) -> int:
         try:
@@ -98,7 +102,9 @@ class IterableSource:
         return self  # batches are moved one by one in the loop
 
     def epoch(self) -> Iterator[Any]:
+        self.mid_epoch = True
         yield from self.data
+        self.mid_epoch = False
 
     def state_dict(self) -> dict[str, Any]:
         return {}

@@ -68,7 +68,7 @@ def heartbeat(run: Run) -> History:
                     run.announce("on_batch_end", loss=loss, grad_norm=grad_norm)
                 if state.should_stop:                                       # a signal: stop after this step
                     break
-            if state.should_stop and run.interrupted:                       # mid-epoch: checkpoint resumes it
+            if run.interrupted and run.train.mid_epoch:                     # cut short: checkpoint resumes it
                 run.save_partial_epoch(losses, norms, started)
                 break
             record = run.epoch_record(losses, norms)

@@ -367,11 +367,12 @@ class Run:
             if self.interrupted is not None:  # second signal: abort now (files are written atomically)
                 signal.signal(signum, previous.get(signum, signal.SIG_DFL))
                 raise KeyboardInterrupt
+            # Order matters: whoever sees should_stop set must also see the signal (Checkpoint reads them so).
             self.interrupted = signum
+            self.state.extra["signal"] = signum
             name = signal.Signals(signum).name
             self.state.stop(f"interrupted by {name} at epoch {self.state.epoch + 1}, step {self.state.step}; "
                             "resume with gl.Checkpoint(run_dir, resume=True) or `glassloop resume DIR`")
-            self.state.extra["signal"] = signum
 
         for signum in (signal.SIGINT, signal.SIGTERM):
             try:

@@ -289,3 +289,45 @@ def test_signal_saves_mid_epoch_and_resume_is_bitwise_identical(uninterrupted, t
                             timeout=120)
     assert result.returncode == 0, result.stderr
     _assert_same_as(uninterrupted, tmp_path)
+
+
+@pytest.mark.parametrize("when", ["during the last batch", "after the last batch"])
+def test_signal_at_the_end_of_an_epoch_resumes_bitwise(ssa_small, tmp_path, monkeypatch, when):
+    # SIGINT during an epoch's last step leaves the epoch "cut short" with no batches left; SIGINT after the batch
+    # loop ran out (before validation) leaves it complete. Either way the resumed run must equal the plain one.
+    from glassloop.batches import TensorBatcher
+
+    (x, y), val = ssa_small
+    armed = {"on": False}
+    original = TensorBatcher.epoch
+
+    def epoch_then_signal(self):
+        yield from original(self)
+        if armed["on"] and when == "after the last batch":
+            armed["on"] = False
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(TensorBatcher, "epoch", epoch_then_signal)
+
+    class Interrupt:
+        def on_batch_end(self, state):
+            if state.epoch == 1 and state.batch_index == 3:  # the last of 4 batches
+                if when == "during the last batch":
+                    os.kill(os.getpid(), signal.SIGINT)
+                else:
+                    armed["on"] = True
+
+    def run(callbacks):
+        torch.manual_seed(5)
+        model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1))
+        return model, gl.fit(model, (x, y), val=val, epochs=4, batch_size=100, seed=2, verbose=False,
+                             callbacks=callbacks)
+
+    reference, ref_history = run([])
+    _, interrupted = run([Interrupt(), gl.Checkpoint(tmp_path)])
+    assert interrupted.signal == signal.SIGINT
+    assert len(interrupted.records) == (1 if when == "during the last batch" else 2)
+    resumed, history = run([gl.Checkpoint(tmp_path, resume=True)])
+    for a, b in zip(reference.state_dict().values(), resumed.state_dict().values()):
+        assert torch.equal(a, b)
+    assert _strip(history) == _strip(ref_history)

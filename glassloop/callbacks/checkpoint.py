@@ -115,8 +115,9 @@ class Checkpoint:
         if state.extra.get("nonfinite"):
             return  # keep the last good latest.pt: these weights are fine but resuming would hit NaN again
         record = state.record
-        interrupted = bool(state.extra.get("signal"))
-        finished = (state.should_stop and not interrupted) or record["epoch"] + 1 >= state.epochs
+        stopping = state.should_stop
+        interrupted = bool(state.extra.get("signal"))  # read after should_stop: a signal sets it first
+        finished = (stopping and not interrupted) or record["epoch"] + 1 >= state.epochs
         self.save_latest(state, finished=finished)
         self.append_history_row(state)
         if self.save_best and state.history.best_epoch == record["epoch"]:
