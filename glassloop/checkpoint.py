@@ -91,21 +91,17 @@ def atomic_save(payload: dict[str, Any], path: str | Path) -> None:
 
     A crash at any instant leaves either the old file or the new one, never a half-written one.
     """
-    path = Path(path)
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(temporary, "wb") as handle:
-            torch.save(payload, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    finally:
-        if temporary.exists():
-            temporary.unlink()
+    write_file(serialize(payload), Path(path))
+
+
+def serialize(payload: dict[str, Any]) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    return buffer.getvalue()
 
 
 def write_file(data: bytes, path: Path) -> None:
-    """The durable half of `atomic_save` for already-serialised bytes: temp file, fsync, `os.replace`."""
+    """Temporary file next to `path`, write, flush, fsync, `os.replace`: the previous file survives any crash."""
     temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         with open(temporary, "wb") as handle:
@@ -144,9 +140,8 @@ class FileWriter:
         self.jobs.task_done()
 
     def submit(self, payload: dict[str, Any], path: Path) -> None:
-        buffer = io.BytesIO()
-        torch.save(payload, buffer)  # serialised now, on the training thread: later steps may change the tensors
-        self.jobs.put((buffer.getvalue(), path))
+        # serialised now, on the training thread: later steps may change the tensors
+        self.jobs.put((serialize(payload), path))
 
     def flush(self) -> None:
         self.jobs.join()

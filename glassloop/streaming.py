@@ -630,20 +630,11 @@ def _train_and_report(out: Path, record: dict[str, Any], prepared: StreamPrepare
             if baselines else "none",
             "baseline_sample_rows": sample_rows,
         },
-        "network": {
-            **network,
-            "model": f"MLP {'-'.join(str(v) for v in [spec['inputs'], *spec['hidden'], spec['outputs']])}",
-            "best_epoch": history.best_epoch,
-            "epochs_run": len(history.records),
-            "stop_reason": history.stop_reason,
-            "best_val_loss": history.best_val_loss,
-            "val_loss_note": "val_loss in history.csv is on the standardised target" if task == "regression" else None,
-        },
+        "network": tabular.network_summary(network, spec, history, task),
         "baselines": baselines,
         "verdict": verdict,
         "mlflow": mlflow_info,
-        "paths": {name: str(out.resolve() / name) for name in ("config.json", "best.pt", "latest.pt", "history.csv")}
-        | ({"curves.png": str(curves.resolve())} if curves else {}),
+        "paths": tabular.run_paths(out, curves),
     }
     tabular._write_json(out / "summary.json", summary)
     print(tabular.comparison_table(network, {k: _metrics_only(v) for k, v in baselines.items()}, task, history))

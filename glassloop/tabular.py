@@ -287,6 +287,24 @@ def _network_metrics(model: Any, prepared: Any) -> dict[str, float]:
 
 
 # ----------------------------------------------------------------------------------------------- training
+def network_summary(network: dict[str, float], spec: dict[str, Any], history: Any, task: str) -> dict[str, Any]:
+    """The network's part of summary.json (shared with the streamed path)."""
+    return {
+        **network,
+        "model": f"MLP {'-'.join(str(v) for v in [spec['inputs'], *spec['hidden'], spec['outputs']])}",
+        "best_epoch": history.best_epoch,
+        "epochs_run": len(history.records),
+        "stop_reason": history.stop_reason,
+        "best_val_loss": history.best_val_loss,
+        "val_loss_note": "val_loss in history.csv is on the standardised target" if task == "regression" else None,
+    }
+
+
+def run_paths(out: Path, curves: Path | None) -> dict[str, str]:
+    paths = {name: str(out.resolve() / name) for name in ("config.json", "best.pt", "latest.pt", "history.csv")}
+    return paths | ({"curves.png": str(curves.resolve())} if curves else {})
+
+
 def _train_and_report(out: Path, record: dict[str, Any], prepared: Any, resume: bool) -> int:
     import torch
 
@@ -344,20 +362,11 @@ def _train_and_report(out: Path, record: dict[str, Any], prepared: Any, resume: 
         "target": prepared.transform.target,
         "data": record["data"],
         "split": prepared.split,
-        "network": {
-            **network,
-            "model": f"MLP {'-'.join(str(v) for v in [record['model']['inputs'], *record['model']['hidden'], record['model']['outputs']])}",
-            "best_epoch": history.best_epoch,
-            "epochs_run": len(history.records),
-            "stop_reason": history.stop_reason,
-            "best_val_loss": history.best_val_loss,
-            "val_loss_note": "val_loss in history.csv is on the standardised target" if task == "regression" else None,
-        },
+        "network": network_summary(network, record["model"], history, task),
         "baselines": baselines,
         "verdict": verdict,
         "mlflow": mlflow_info,
-        "paths": {name: str(out.resolve() / name) for name in ("config.json", "best.pt", "latest.pt", "history.csv")}
-        | ({"curves.png": str(curves.resolve())} if curves else {}),
+        "paths": run_paths(out, curves),
     }
     _write_json(out / "summary.json", summary)
     print(comparison_table(network, baselines, task, history))
