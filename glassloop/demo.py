@@ -19,7 +19,8 @@ from glassloop.workloads import mlp, ssa
 
 def main(argv: list[str]) -> int:
     parser = ArgumentParser(prog="glassloop demo", description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=None, help="run directory (default: runs/demo-<timestamp>)")
+    parser.add_argument("--out", default=None,
+                        help="run directory (default: runs/demo-<timestamp>); an interrupted one is resumed")
     parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--no-mlflow", action="store_true", help="skip MLflow tracking")
     args = parser.parse_args(argv)
@@ -30,7 +31,7 @@ def main(argv: list[str]) -> int:
     print(f"ssa: {len(train[0])} training and {len(val[0])} validation conjunctions, 4 features -> risk\n")
     torch.manual_seed(42)
     model = mlp((4, 64, 64, 1))
-    callbacks: list = [gl.EarlyStopping(patience=10), gl.Checkpoint(out)]
+    callbacks: list = [gl.EarlyStopping(patience=10), gl.Checkpoint(out, resume=True)]
     logger = None
     if not args.no_mlflow:
         logger = gl.MLflowLogger(experiment="glassloop-demo", tracking_uri=tracking_uri, run_name=out.name)
@@ -38,6 +39,9 @@ def main(argv: list[str]) -> int:
     history = gl.fit(model, train, val=val, loss="mse", optimizer="adam", lr=1e-3, epochs=args.epochs,
                      batch_size=64, scheduler="cosine", clip_grad_norm=1.0, seed=42, metrics=["mae"],
                      callbacks=callbacks)
+    if history.signal is not None:
+        print(f"\nInterrupted; latest.pt is saved. Continue with: glassloop demo --out {out}")
+        return 128 + history.signal
 
     # Lesson 004's two scenarios, with the best weights (EarlyStopping restored them).
     high, low = gl.predict(model, torch.tensor([[12.0, 0.3, 0.9, 2.0], [2.0, 4.5, 0.5, 20.0]])).view(-1).tolist()
@@ -67,7 +71,8 @@ def main(argv: list[str]) -> int:
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
 
     print(f"\nRun directory: {out}/  (latest.pt, best.pt, history.csv, curves.png, summary.json)")
-    print(f"Resume it:     gl.fit(..., callbacks=[gl.Checkpoint('{out}', resume=True)])")
+    print(f"Resume it:     glassloop demo --out {out}   (after a crash or Ctrl-C; in Python: "
+          f"gl.Checkpoint('{out}', resume=True))")
     if logger is not None:
         print(f"MLflow run:    {logger.run_id} in experiment 'glassloop-demo'")
         print(f"Browse it:     .venv/bin/mlflow ui --backend-store-uri {tracking_uri}")
