@@ -81,10 +81,11 @@ class IterableSource:
     def __init__(self, data: Any, batch_size: int | None, shuffle: bool, seed: int | None) -> None:
         from torch.utils.data import DataLoader, Dataset, IterableDataset
 
+        self.generator: torch.Generator | None = None  # the shuffle generator of a DataLoader built here
         if isinstance(data, Dataset) and not isinstance(data, IterableDataset):
-            generator = torch.Generator().manual_seed(seed) if seed is not None else None
+            self.generator = torch.Generator().manual_seed(seed) if seed is not None else None
             size = len(data) if batch_size is None else batch_size  # type: ignore[arg-type]
-            data = DataLoader(data, batch_size=size, shuffle=shuffle, generator=generator)
+            data = DataLoader(data, batch_size=size, shuffle=shuffle, generator=self.generator)
         if isinstance(data, Iterator):
             raise ConfigError(
                 f"training data is a one-shot iterator ({type(data).__name__}); it would be empty after the first "
@@ -107,10 +108,12 @@ class IterableSource:
         self.mid_epoch = False
 
     def state_dict(self) -> dict[str, Any]:
-        return {}
+        # A DataLoader without its own generator shuffles from torch's global RNG, which checkpoints restore.
+        return {"generator": self.generator.get_state()} if self.generator is not None else {}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        pass
+        if self.generator is not None and "generator" in state:
+            self.generator.set_state(state["generator"])
 
 
 def is_tensor_pair(data: Any) -> bool:
@@ -138,11 +141,17 @@ def as_tensor(value: Any, name: str) -> torch.Tensor:
 def make_source(data: Any, batch_size: int | None, shuffle: bool, seed: int | None, name: str = "train",
                 rank: int = 0, world_size: int = 1) -> TensorBatcher | IterableSource:
     """Pick the fastest correct way to iterate `data` (see the module docstring)."""
-    if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
         raise ConfigError(f"batch_size={batch_size!r} is not a positive integer; use e.g. batch_size=32, "
                           "or None for full batch")
     if data is None:
         raise ConfigError(f"{name} data is None; pass (inputs, targets) tensors, a Dataset or a DataLoader")
+    if isinstance(data, dict):
+        raise ConfigError(f"{name} data is a dict; pass (inputs, targets), a Dataset, a DataLoader, or a list of "
+                          "batches (dict batches train with compute_loss=fn(model, batch))")
+    if isinstance(data, tuple) and data and all(isinstance(t, torch.Tensor) for t in data) and len(data) != 2:
+        raise ConfigError(f"{name} data is a {type(data).__name__} of {len(data)} tensors; expected (inputs, targets). "
+                          "Several inputs: pass a list of batches and compute_loss=fn(model, batch)")
     if isinstance(data, (tuple, list)) and len(data) == 2 and not _looks_like_batches(data):
         inputs, targets = as_tensor(data[0], f"{name} inputs"), as_tensor(data[1], f"{name} targets")
         if len(inputs) != len(targets):

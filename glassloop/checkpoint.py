@@ -140,11 +140,15 @@ class FileWriter:
         self.jobs.task_done()
 
     def submit(self, payload: dict[str, Any], path: Path) -> None:
+        self.raise_error()  # a disk that failed last epoch fails the run now, not at its end
         # serialised now, on the training thread: later steps may change the tensors
         self.jobs.put((serialize(payload), path))
 
     def flush(self) -> None:
         self.jobs.join()
+        self.raise_error()
+
+    def raise_error(self) -> None:
         if self.error is not None:
             error, self.error = self.error, None
             raise error

@@ -8,6 +8,7 @@ Stopping is `state.stop(reason)`, never an exception.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
 from typing import Any
 
@@ -56,6 +57,8 @@ class CallbackList:
         return bool(self.by_event[event])
 
     def __call__(self, event: str, state: Any) -> None:
+        if event == "on_exception":
+            return self._exception(state)
         for callback, method in self.by_event[event]:
             try:
                 method(state)
@@ -64,6 +67,16 @@ class CallbackList:
             except Exception as error:
                 raise CallbackError(f"callback {type(callback).__name__} failed in {event}: "
                                     f"{type(error).__name__}: {error}") from error
+
+    def _exception(self, state: Any) -> None:
+        """Every callback hears about the failure (MLflow must mark its run FAILED even if a checkpoint write
+        fails too); their own errors are reported, and the run's original error is the one re-raised."""
+        for callback, method in self.by_event["on_exception"]:
+            try:
+                method(state)
+            except Exception as error:  # noqa: BLE001 - reported, never allowed to replace the real error
+                print(f"glassloop: warning: callback {type(callback).__name__} failed in on_exception: "
+                      f"{type(error).__name__}: {error}", file=sys.stderr)
 
     def find(self, kind: type) -> list[Any]:
         return [c for c in self.callbacks if isinstance(c, kind)]

@@ -22,7 +22,7 @@ from glassloop import distributed
 from glassloop.batches import TensorBatcher, as_tensor, make_source
 from glassloop.distributed import is_main_process  # noqa: F401 - part of this module's surface
 from glassloop.errors import ConfigError
-from glassloop.events import CallbackList
+from glassloop.events import EVENTS, CallbackList
 from glassloop.schedules import (
     is_plateau,
     make_loss,
@@ -30,7 +30,7 @@ from glassloop.schedules import (
     make_scheduler,
     steps_per_batch,
 )
-from glassloop.state import LoopState
+from glassloop.state import History, LoopState
 
 # Losses that compare outputs and targets element by element: any shape mismatch would silently broadcast.
 ELEMENTWISE_LOSSES = (nn.MSELoss, nn.L1Loss, nn.HuberLoss, nn.SmoothL1Loss, nn.BCELoss, nn.BCEWithLogitsLoss)
@@ -46,9 +46,16 @@ def resolve_device(device: Any) -> torch.device:
             return torch.device("mps")
         return torch.device("cpu")
     try:
-        return torch.device(device)
+        chosen = torch.device(device)
     except (RuntimeError, TypeError):
         raise ConfigError(f"device={device!r} is not a torch device; use 'auto', 'cpu' or 'cuda'") from None
+    if chosen.type == "cuda" and (not torch.cuda.is_available()
+                                  or (chosen.index or 0) >= torch.cuda.device_count()):
+        raise ConfigError(f"device={device!r} but this machine has {torch.cuda.device_count()} CUDA device(s) "
+                          f"(torch {torch.__version__}); use device='auto' or 'cpu'")
+    if chosen.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ConfigError(f"device={device!r} but MPS is not available here; use device='auto' or 'cpu'")
+    return chosen
 
 
 def move_to(batch: Any, device: torch.device) -> Any:
@@ -84,17 +91,48 @@ def clear_gradients(parameters: list[torch.Tensor]) -> None:
 
 
 class ShapeGuard:
-    """Checks the first (outputs, targets) pair a built-in loss sees; after that it is a plain call."""
+    """Checks the first (outputs, targets) pair a loss sees and the loss it returns; then it is a plain call.
+
+    Training and validation each get their own guard: validation data can be malformed on its own.
+    """
 
     def __init__(self, loss_fn: Any) -> None:
         self.loss_fn = loss_fn
         self.checked = False
 
     def __call__(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        if self.checked:
+            return self.loss_fn(outputs, targets)
+        check_loss_inputs(self.loss_fn, outputs, targets)
+        loss = self.loss_fn(outputs, targets)
+        check_scalar_loss(loss, type(self.loss_fn).__name__)
+        self.checked = True
+        return loss
+
+
+class LossFunctionGuard:
+    """`compute_loss(model, batch)` checked once: it must return a scalar tensor."""
+
+    def __init__(self, compute_loss: Any) -> None:
+        self.compute_loss = compute_loss
+        self.checked = False
+        self.__name__ = getattr(compute_loss, "__name__", type(compute_loss).__name__)
+
+    def __call__(self, model: nn.Module, batch: Any) -> torch.Tensor:
+        loss = self.compute_loss(model, batch)
         if not self.checked:
-            check_loss_inputs(self.loss_fn, outputs, targets)
+            check_scalar_loss(loss, f"compute_loss {self.__name__}")
             self.checked = True
-        return self.loss_fn(outputs, targets)
+        return loss
+
+
+def check_scalar_loss(loss: Any, what: str) -> None:
+    if not isinstance(loss, torch.Tensor):
+        raise ConfigError(f"{what} returned {type(loss).__name__} {loss!r}, not a tensor; return the loss tensor "
+                          "itself (not loss.item()) so backward() can run")
+    if loss.dim() != 0:
+        raise ConfigError(f"{what} returned a loss of shape {tuple(loss.shape)}; backward() needs one scalar: use "
+                          "reduction='mean' (the default) or call .mean() on the per-sample losses")
 
 
 def check_loss_inputs(loss_fn: Any, outputs: Any, targets: Any) -> None:
@@ -116,6 +154,10 @@ def check_loss_inputs(loss_fn: Any, outputs: Any, targets: Any) -> None:
             raise ConfigError(
                 f"loss {type(loss_fn).__name__} got integer targets ({targets.dtype}); regression losses need float "
                 "targets: use targets.float(), or loss='cross_entropy' for class labels")
+    if isinstance(loss_fn, nn.CrossEntropyLoss) and outputs.dim() >= 2 and outputs.shape[1] == 1:
+        raise ConfigError(
+            f"CrossEntropyLoss got outputs of shape {tuple(outputs.shape)}: one class, so the loss is always 0 and "
+            "nothing trains. Give the model one output per class, or use loss='bce_with_logits' for two classes")
     if isinstance(loss_fn, nn.CrossEntropyLoss) and not targets.dtype.is_floating_point:
         if outputs.dim() < 2 or targets.shape != outputs.shape[:1] + outputs.shape[2:]:
             raise ConfigError(
@@ -152,6 +194,52 @@ def make_metrics(metrics: Any) -> dict[str, Any]:
     return built
 
 
+def check_options(options: dict[str, Any]) -> None:
+    """The scalar options of `fit`, checked before anything is built."""
+    _check_number("epochs", options["epochs"], 1, integer=True)
+    _check_number("clip_grad_norm", options["clip_grad_norm"], 0, allow_none=True)
+    if options["clip_grad_norm"] == 0:
+        raise ConfigError("clip_grad_norm=0 would zero every gradient; use a positive max norm such as 1.0, "
+                          "or None for no clipping")
+    seed = options["seed"]
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63):
+        raise ConfigError(f"seed={seed!r} must be an integer from 0 to 2**63 - 1, or None")
+    if options["scheduler_step"] not in ("auto", "epoch", "batch"):
+        raise ConfigError(f"scheduler_step={options['scheduler_step']!r}; expected 'auto', 'epoch' or 'batch'")
+    if not isinstance(options["shuffle"], bool):
+        raise ConfigError(f"shuffle={options['shuffle']!r} must be True or False")
+    if options["progress"] not in ("auto", True, False, None):
+        raise ConfigError(f"progress={options['progress']!r}; expected 'auto', True or False")
+
+
+def check_pairs(source: Any, model: nn.Module) -> None:
+    """Float inputs must match the model's float dtype (float64 data into a float32 model fails mid-step)."""
+    if not isinstance(source, TensorBatcher):
+        return
+    parameter = next(model.parameters(), None)
+    inputs = source.tensors[0]
+    if parameter is not None and inputs.dtype.is_floating_point and inputs.dtype != parameter.dtype:
+        raise ConfigError(f"train inputs are {inputs.dtype} but the model's parameters are {parameter.dtype}; "
+                          f"convert one of them: inputs.to({parameter.dtype}) or model.to({inputs.dtype})")
+
+
+def check_like_train(train: Any, val: Any) -> None:
+    """Validation rows must look like training rows (else the error comes after a whole epoch of training)."""
+    if not (isinstance(train, TensorBatcher) and isinstance(val, TensorBatcher)):
+        return
+    for name, a, b in (("inputs", train.tensors[0], val.tensors[0]), ("targets", train.tensors[1], val.tensors[1])):
+        if a.shape[1:] != b.shape[1:]:
+            raise ConfigError(f"val {name} have rows of shape {tuple(b.shape[1:])} but train {name} have "
+                              f"{tuple(a.shape[1:])}; validation data must have the same columns as training data")
+
+
+def check_optimizer_owns_model(optimizer: torch.optim.Optimizer, parameters: list[torch.Tensor]) -> None:
+    owned = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    if not owned & {id(p) for p in parameters}:
+        raise ConfigError("the optimizer holds none of this model's parameters (was it built for another model, or "
+                          "before the model was replaced?); build it with torch.optim.X(model.parameters(), ...)")
+
+
 def _check_number(name: str, value: Any, minimum: float, allow_none: bool = False, integer: bool = False) -> None:
     if value is None and allow_none:
         return
@@ -167,26 +255,18 @@ class Run:
     def __init__(self, **options: Any) -> None:
         self.options = options
         model = options["model"]
-        if not isinstance(model, nn.Module):
-            raise ConfigError(f"model is a {type(model).__name__}, not a torch.nn.Module; build it with nn.Sequential "
-                              "or an nn.Module subclass")
-        _check_number("epochs", options["epochs"], 1, integer=True)
-        _check_number("clip_grad_norm", options["clip_grad_norm"], 0, allow_none=True)
-        if options["clip_grad_norm"] == 0:
-            raise ConfigError("clip_grad_norm=0 would zero every gradient; use a positive max norm such as 1.0, "
-                              "or None for no clipping")
-        if options["seed"] is not None and (isinstance(options["seed"], bool) or not isinstance(options["seed"], int)):
-            raise ConfigError(f"seed={options['seed']!r} must be an integer or None")
-        if options["scheduler_step"] not in ("auto", "epoch", "batch"):
-            raise ConfigError(f"scheduler_step={options['scheduler_step']!r}; expected 'auto', 'epoch' or 'batch'")
+        check_model(model)
+        check_options(options)
         self.device = resolve_device(options["device"])
         self.created_group = distributed.join(self.device)  # under torchrun: DDP (gloo on CPU, NCCL on CUDA)
         self.device = distributed.device_for_rank(self.device)
         self.rank, self.world_size = distributed.rank_and_world()
         self.epochs = options["epochs"]
         self.compute_loss = options["compute_loss"]
-        if self.compute_loss is not None and not callable(self.compute_loss):
-            raise ConfigError("compute_loss must be a function fn(model, batch) -> scalar loss tensor")
+        if self.compute_loss is not None:
+            if not callable(self.compute_loss):
+                raise ConfigError("compute_loss must be a function fn(model, batch) -> scalar loss tensor")
+            self.compute_loss = LossFunctionGuard(self.compute_loss)
         seed = options["seed"] if self.world_size == 1 else distributed.same_seed(options["seed"])
         if seed is not None:
             seed_everything(seed)
@@ -196,14 +276,19 @@ class Run:
         self.module = model.to(self.device)  # callbacks and checkpoints see the plain module
         self.model = distributed.wrap(self.module, self.device) if self.world_size > 1 else self.module
         self.loss_fn = ShapeGuard(make_loss(options["loss"]))
+        self.val_loss_fn = ShapeGuard(self.loss_fn.loss_fn)
         self.metrics = make_metrics(options["metrics"])
         self.train = make_source(options["train"], options["batch_size"], options["shuffle"], seed, "train",
                                  self.rank, self.world_size).to(self.device)
         self.val = options["val"]
-        if self.val is not None:
-            make_source(self.val, options["batch_size"], False, None, "val")  # validate now, not after an epoch
+        if self.val is not None:  # validate now, not after a whole epoch of training
+            val_source = make_source(self.val, options["batch_size"], False, None, "val")
+            check_like_train(self.train, val_source)
+        if self.compute_loss is None:
+            check_pairs(self.train, self.module)
         self.optimizer = make_optimizer(options["optimizer"], self.parameters, options["lr"], options["momentum"],
                                         options["weight_decay"])
+        check_optimizer_owns_model(self.optimizer, self.parameters)
         # What the optimizer updates is what gets cleared, measured and clipped (it may hold extra tensors).
         self.parameters = [p for group in self.optimizer.param_groups for p in group["params"]]
         self.scheduler = make_scheduler(options["scheduler"], self.optimizer, self.epochs, len(self.train))
@@ -216,7 +301,10 @@ class Run:
         self.batch_hooks = self.callbacks.has("on_batch_start") or self.callbacks.has("on_batch_end")
         self.after_backward_hooks = self.callbacks.has("on_after_backward")
         self.interrupted: int | None = None
-        self.state = LoopState(model=self.module, optimizer=self.optimizer, scheduler=self.scheduler,
+        monitor, mode = getattr(self, "history_monitor", ("val_loss", "min"))
+        if monitor == "val_loss" and self.val is None:
+            monitor = "train_loss"
+        self.state = LoopState(history=History(monitor=monitor, mode=mode), model=self.module, optimizer=self.optimizer, scheduler=self.scheduler,
                                loss_fn=self.loss_fn.loss_fn, epochs=self.epochs, batcher=self.train,
                                device=self.device, config=self.config(), callbacks=self.callbacks.callbacks,
                                record_keys=["epoch", "train_loss", "val_loss", "lr", "grad_norm", "seconds",
@@ -233,8 +321,17 @@ class Run:
         callbacks = list(callbacks)
         from glassloop.callbacks.console import Console
 
+        for callback in callbacks:
+            if not any(callable(getattr(callback, event, None)) for event in EVENTS):
+                raise ConfigError(f"callback {callback!r} has none of the event methods ({', '.join(EVENTS)}); "
+                                  "pass objects like gl.EarlyStopping(...) or your own class with on_epoch_end etc.")
         if options["verbose"] and not any(isinstance(c, Console) for c in callbacks):
             callbacks.append(Console(progress=options["progress"]))
+        from glassloop.callbacks.early_stopping import EarlyStopping
+
+        stoppers = [c for c in callbacks if isinstance(c, EarlyStopping)]
+        if stoppers:  # best.pt and history.best_epoch follow what early stopping watches
+            self.history_monitor = (stoppers[0].monitor, stoppers[0].mode)
         return distributed.main_process_only(callbacks)
 
     def config(self) -> dict[str, Any]:
@@ -267,16 +364,17 @@ class Run:
 
     def resume_partial_epoch(self) -> tuple[list[float], list[float], float]:
         """Start an epoch: empty accumulators, or those of an epoch interrupted mid-way and now resumed."""
-        self.epoch_lr = self.optimizer.param_groups[0]["lr"]  # the LR this epoch trains with
         partial = self.state.extra.pop("partial_epoch", None)
         if partial is None:
+            self.epoch_lr = self.optimizer.param_groups[0]["lr"]  # the LR this epoch trains with
             return [], [], time.perf_counter()
+        self.epoch_lr = partial["lr"]  # a per-batch schedule has moved on since the epoch began
         return list(partial["losses"]), list(partial["norms"]), time.perf_counter() - partial["seconds"]
 
     def save_partial_epoch(self, losses: list[float], norms: list[float], started: float) -> None:
         # Only the in-memory batcher knows its position inside an epoch; other sources redo the epoch.
         if isinstance(self.train, TensorBatcher):
-            self.state.extra["partial_epoch"] = {"losses": losses, "norms": norms,
+            self.state.extra["partial_epoch"] = {"losses": losses, "norms": norms, "lr": self.epoch_lr,
                                                  "seconds": time.perf_counter() - started}
 
     def epoch_record(self, losses: list[float], norms: list[float]) -> dict[str, Any]:
@@ -294,13 +392,13 @@ class Run:
     def validate(self) -> dict[str, Any]:
         if self.val is None:
             return {}
-        result = evaluate_source(self.module, self.val, self.loss_fn, self.metrics, self.options["batch_size"],
+        result = evaluate_source(self.module, self.val, self.val_loss_fn, self.metrics, self.options["batch_size"],
                                  self.device, self.compute_loss)
         return {("val_loss" if key == "loss" else f"val_{key}"): value for key, value in result.items()}
 
     def step_epoch_schedule(self, record: dict[str, Any]) -> None:
-        if self.scheduler is None or self.per_batch_schedule or self.state.should_stop:
-            return
+        if self.scheduler is None or self.per_batch_schedule:
+            return  # (a stopped run still steps: a resume after a signal here must see the same schedule)
         if is_plateau(self.scheduler):
             monitored = record["val_loss"] if record["val_loss"] is not None else record["train_loss"]
             self.scheduler.step(monitored)
@@ -318,10 +416,8 @@ class Run:
     def finish(self) -> None:
         history = self.state.history
         history.signal = self.interrupted
-        if self.state.stop_reason is not None:
-            history.stop_reason = self.state.stop_reason
-        elif history.stop_reason is None:
-            history.stop_reason = f"completed {self.epochs} epochs"
+        if self.state.stop_reason is not None or history.stop_reason is None:
+            history.stop_reason = self.state.final_stop_reason()
 
     # -- process-level guards ----------------------------------------------------------------------------------
 
@@ -366,7 +462,8 @@ class Run:
         def handle(signum: int, frame: Any) -> None:
             if self.interrupted is not None:  # second signal: abort now (files are written atomically)
                 signal.signal(signum, previous.get(signum, signal.SIG_DFL))
-                raise KeyboardInterrupt
+                signal.raise_signal(signum)  # the previous behaviour: KeyboardInterrupt, or SIGTERM's exit 143
+                return
             # Order matters: whoever sees should_stop set must also see the signal (Checkpoint reads them so).
             self.interrupted = signum
             self.state.extra["signal"] = signum
@@ -406,10 +503,32 @@ def prepare(**options: Any) -> Run:
 # -- evaluation ------------------------------------------------------------------------------------------------
 
 
+def batch_rows(batch: Any) -> int:
+    """Rows in a batch: the first dimension of its first tensor (1 when it holds none)."""
+    if isinstance(batch, torch.Tensor):
+        return len(batch) if batch.dim() else 1
+    items = batch.values() if isinstance(batch, dict) else batch if isinstance(batch, (tuple, list)) else ()
+    return next((batch_rows(item) for item in items if isinstance(item, (torch.Tensor, tuple, list, dict))), 1)
+
+
+def check_model(model: Any) -> None:
+    if not isinstance(model, nn.Module):
+        raise ConfigError(f"model is a {type(model).__name__}, not a torch.nn.Module; build it with nn.Sequential "
+                          "or an nn.Module subclass")
+
+
 def evaluate_source(model: nn.Module, data: Any, loss: Any, metrics: Any, batch_size: int | None,
                     device: Any, compute_loss: Any) -> dict[str, float]:
+    """Mean loss per row over `data` (a `reduction='sum'` loss is divided by the rows), plus metrics."""
+    check_model(model)
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+        raise ConfigError(f"batch_size={batch_size!r} is not a positive integer")
+    if isinstance(data, torch.Tensor):
+        raise ConfigError("evaluate needs (inputs, targets), a Dataset or a DataLoader, not a bare tensor; "
+                          "use gl.predict(model, inputs) for outputs without targets")
     device = resolve_device(device) if device is not None else _model_device(model)
     loss_fn = loss if isinstance(loss, ShapeGuard) else ShapeGuard(make_loss(loss))
+    summed = getattr(loss_fn.loss_fn, "reduction", "mean") == "sum"  # a batch's loss is already a sum
     metric_fns = metrics if isinstance(metrics, dict) and all(callable(f) for f in metrics.values()) \
         else make_metrics(metrics)
     # Validation needs no small batches: in-memory data goes through in chunks of at least 8192 rows.
@@ -421,18 +540,21 @@ def evaluate_source(model: nn.Module, data: Any, loss: Any, metrics: Any, batch_
             total, count, outputs_all, targets_all = 0.0, 0, [], []
             for batch in source.epoch():
                 batch = move_to(batch, device)
-                if compute_loss is not None:
-                    total += float(compute_loss(model, batch))  # per-batch mean of a custom loss
-                    count += 1
+                if compute_loss is not None:  # a custom loss is a batch mean: weight it by the batch's rows
+                    rows = batch_rows(batch)
+                    total += float(compute_loss(model, batch)) * rows
+                    count += rows
                     continue
                 inputs, targets = batch
                 outputs = model(inputs)
-                total += float(loss_fn(outputs, targets)) * len(targets)
+                total += float(loss_fn(outputs, targets)) * (1 if summed else len(targets))
                 count += len(targets)
                 if metric_fns:
                     outputs_all.append(outputs)
                     targets_all.append(targets)
-            result = {"loss": total / max(count, 1)}
+            if count == 0:
+                raise ConfigError("evaluation data is empty (no batches); pass at least one example")
+            result = {"loss": total / count}
             if metric_fns and outputs_all:
                 outputs, targets = torch.cat(outputs_all), torch.cat(targets_all)
                 result.update({name: float(fn(outputs, targets)) for name, fn in metric_fns.items()})
@@ -442,6 +564,11 @@ def evaluate_source(model: nn.Module, data: Any, loss: Any, metrics: Any, batch_
 
 
 def predict_tensor(model: nn.Module, inputs: Any, batch_size: int | None, device: Any) -> torch.Tensor:
+    check_model(model)
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+        raise ConfigError(f"batch_size={batch_size!r} is not a positive integer (or None for one pass)")
+    if isinstance(inputs, str):
+        raise ConfigError(f"inputs is the string {inputs[:40]!r}; pass a tensor or an array of features")
     device = resolve_device(device) if device is not None else _model_device(model)
     inputs = as_tensor(inputs, "inputs")
     was_training = model.training

@@ -23,7 +23,8 @@ class History:
     best_epoch: int | None = None
     best_val_loss: float | None = None
     stop_reason: str | None = None
-    monitor: str = "val_loss"
+    monitor: str = "val_loss"  # what best_epoch/best_val_loss follow (EarlyStopping's monitor when attached)
+    mode: str = "min"
     signal: int | None = None  # SIGINT/SIGTERM number when a signal interrupted the run (CLI exit 128 + signal)
 
     def __len__(self) -> int:
@@ -35,10 +36,14 @@ class History:
 
     def append(self, record: dict[str, Any]) -> None:
         self.records.append(record)
-        value = record.get("val_loss")
-        if value is None:
-            value = record.get("train_loss")
-        if value is not None and math.isfinite(value) and (self.best_val_loss is None or value < self.best_val_loss):
+        value = record.get(self.monitor)
+        if value is None and self.monitor == "val_loss":
+            value = record.get("train_loss")  # no validation data: the training loss is all there is
+        if value is None or not math.isfinite(value):
+            return
+        better = self.best_val_loss is None or (value < self.best_val_loss if self.mode == "min"
+                                                else value > self.best_val_loss)
+        if better:
             self.best_val_loss = float(value)
             self.best_epoch = int(record["epoch"])
 
@@ -72,6 +77,7 @@ class History:
             "best_val_loss": self.best_val_loss,
             "stop_reason": self.stop_reason,
             "monitor": self.monitor,
+            "mode": self.mode,
             "signal": self.signal,
         }
 
@@ -81,6 +87,7 @@ class History:
         self.best_val_loss = state["best_val_loss"]
         self.stop_reason = state["stop_reason"]
         self.monitor = state.get("monitor", "val_loss")
+        self.mode = state.get("mode", "min")
         self.signal = state.get("signal")
 
     def plot(self, path: str | Path | None = None, **options: Any):
@@ -123,6 +130,10 @@ class LoopState:
     exception: BaseException | None = None
     resumed: bool = False
     extra: dict[str, Any] = field(default_factory=dict)  # callbacks may share data here
+
+    def final_stop_reason(self) -> str:
+        """Why the run ended: what stopped it, or that it completed all its epochs."""
+        return self.stop_reason or f"completed {self.epochs} epochs"
 
     def stop(self, reason: str) -> None:
         """Ask the loop to end after the current epoch (or step), saying why."""

@@ -266,11 +266,15 @@ def _assert_same_as(reference, run_dir):
 def test_kill_9_at_a_random_instant_then_resume_is_bitwise_identical(uninterrupted, tmp_path, trial):
     rng = random.Random(trial)
     process = _start(tmp_path)
-    time.sleep(rng.uniform(0.0, 1.2))  # the training itself takes ~1-2 s: kills land mid-epoch and mid-save
+    time.sleep(rng.uniform(0.0, 0.5))  # the training itself takes 1-3 s: kills land mid-epoch and mid-save
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
+    assert not (tmp_path / "final.pt").exists()  # the kill really landed before the end
     if (tmp_path / "latest.pt").exists():
-        gl.load_checkpoint(tmp_path / "latest.pt")  # never corrupted, whatever the instant
+        latest = gl.load_checkpoint(tmp_path / "latest.pt")  # never corrupted, whatever the instant
+        best = gl.load_checkpoint(tmp_path / "best.pt")  # written before latest.pt: always there with it
+        # best.pt is latest.pt's best epoch, or one from the epoch being saved when the kill landed (redone on resume)
+        assert best["epoch"] == latest["history"]["best_epoch"] or best["epoch"] >= latest["epoch"]
     result = subprocess.run([PYTHON, str(SCRIPT), str(tmp_path)], env=ENV, capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 0, result.stderr
@@ -331,3 +335,134 @@ def test_signal_at_the_end_of_an_epoch_resumes_bitwise(ssa_small, tmp_path, monk
     for a, b in zip(reference.state_dict().values(), resumed.state_dict().values()):
         assert torch.equal(a, b)
     assert _strip(history) == _strip(ref_history)
+
+
+# -- review findings: each of these was a real defect ----------------------------------------------------------
+
+
+def test_a_reused_early_stopping_starts_fresh_for_each_fit(ssa_small):
+    (x, y), val = ssa_small
+    stopper = gl.EarlyStopping(patience=3)
+    gl.fit(mlp(0), (x, y), val=val, lr=1e-1, epochs=15, callbacks=[stopper], verbose=False)
+    model = mlp(1)
+    history = gl.fit(model, (x, y), val=val, lr=1e-4, epochs=5, callbacks=[stopper], verbose=False)
+    assert len(history.records) == 5 and history.stop_reason == "completed 5 epochs"
+    assert gl.evaluate(model, val)["loss"] == pytest.approx(history.best_val_loss, rel=1e-6)
+
+
+def test_interrupt_during_validation_resumes_with_the_same_schedule(ssa_small, tmp_path):
+    (x, y), val = ssa_small
+    fired = {"done": False}
+
+    def interrupting_metric(outputs, targets):
+        if fired["armed"] and not fired["done"]:
+            fired["done"] = True
+            os.kill(os.getpid(), signal.SIGINT)  # lands while validating epoch 2
+        return (outputs - targets).abs().mean()
+
+    def run(callbacks, armed):
+        fired["armed"] = armed
+        torch.manual_seed(5)
+        model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1))
+
+        class Arm:
+            def on_epoch_start(self, state):
+                fired["armed"] = armed and state.epoch == 1
+
+        return model, gl.fit(model, (x, y), val=val, epochs=5, batch_size=100, seed=2, scheduler="cosine", lr=0.05,
+                             metrics={"mae": interrupting_metric}, verbose=False, callbacks=[Arm(), *callbacks])
+
+    reference, ref_history = run([], armed=False)
+    _, interrupted = run([gl.Checkpoint(tmp_path)], armed=True)
+    assert interrupted.signal == signal.SIGINT
+    resumed, history = run([gl.Checkpoint(tmp_path, resume=True)], armed=False)
+    assert history["lr"] == ref_history["lr"]
+    for a, b in zip(reference.state_dict().values(), resumed.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_dataset_input_resumes_bitwise(ssa_small, tmp_path):
+    from torch.utils.data import TensorDataset
+
+    (x, y), val = ssa_small
+
+    def run(callbacks):
+        torch.manual_seed(5)
+        model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1))
+        return model, gl.fit(model, TensorDataset(x, y), val=val, epochs=4, batch_size=50, seed=9, verbose=False,
+                             callbacks=callbacks)
+
+    reference, ref_history = run([])
+    with pytest.raises(gl.CallbackError):
+        run([CrashAt(2), gl.Checkpoint(tmp_path)])
+    resumed, history = run([gl.Checkpoint(tmp_path, resume=True)])
+    assert _strip(history) == _strip(ref_history)
+    for a, b in zip(reference.state_dict().values(), resumed.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_a_failing_disk_fails_the_run_early_and_never_hides_the_users_error(ssa_small, tmp_path, monkeypatch,
+                                                                            capsys):
+    import glassloop.checkpoint as checkpoint_module
+
+    (x, y), val = ssa_small
+    original = checkpoint_module.write_file
+    writes = {"n": 0, "fail_after": 2}
+
+    def full_disk(data, path):
+        writes["n"] += 1
+        if writes["n"] > writes["fail_after"]:
+            raise OSError(28, "No space left on device")
+        original(data, path)
+
+    monkeypatch.setattr(checkpoint_module, "write_file", full_disk)
+    with pytest.raises(gl.CallbackError, match="Checkpoint failed in on_epoch_end: OSError.*No space left"):
+        gl.fit(mlp(0), (x, y), val=val, epochs=30, callbacks=[gl.Checkpoint(tmp_path / "a")], verbose=False)
+    assert writes["n"] < 10  # it stopped at the next write, not after 30 epochs
+
+    class UserBug:  # user band: runs before the checkpoint in on_epoch_end
+        def on_epoch_end(self, state):
+            if state.epoch == 1:
+                raise ValueError("user bug")
+
+    writes.update(n=0, fail_after=1)  # epoch 0's best.pt lands, its latest.pt write fails in the background
+    with pytest.raises(gl.CallbackError, match="ValueError: user bug"):
+        gl.fit(mlp(0), (x, y), val=val, epochs=30, callbacks=[UserBug(), gl.Checkpoint(tmp_path / "b")],
+               verbose=False)
+    assert "a checkpoint write failed too" in capsys.readouterr().err
+
+
+def test_nan_stop_keeps_history_best_pt_and_restored_weights_in_agreement(ssa_small, tmp_path):
+    (x, y), val = ssa_small
+    x = x.clone()
+
+    class PoisonMidEpoch:
+        def on_batch_start(self, state):
+            if state.epoch == 3 and state.batch_index == 2:
+                x[:] = float("nan")
+
+    model = mlp(0)
+    history = gl.fit(model, (x, y), val=val, epochs=10, batch_size=100, lr=1e-2, seed=0, verbose=False,
+                     callbacks=[PoisonMidEpoch(), gl.EarlyStopping(), gl.Checkpoint(tmp_path)])
+    assert history.stop_reason.startswith("non-finite")
+    best = gl.load_checkpoint(tmp_path / "best.pt")
+    assert best["epoch"] == history.best_epoch
+    assert gl.evaluate(model, val)["loss"] == pytest.approx(history.best_val_loss, rel=1e-6)
+
+
+def test_history_and_best_pt_follow_the_early_stopping_monitor(ssa_small, tmp_path):
+    (x, y), val = ssa_small
+    history = gl.fit(mlp(0, (4, 64, 64, 1)), (x[:60], y[:60]), val=val, epochs=25, lr=1e-2, batch_size=8, seed=0,
+                     callbacks=[gl.EarlyStopping(monitor="train_loss", patience=50), gl.Checkpoint(tmp_path)],
+                     verbose=False)
+    train_losses = history["train_loss"]
+    assert history.monitor == "train_loss"
+    assert history.best_epoch == min(range(len(train_losses)), key=train_losses.__getitem__)
+    assert gl.load_checkpoint(tmp_path / "best.pt")["epoch"] == history.best_epoch
+
+
+def test_finished_latest_records_why_it_ended(ssa_small, tmp_path, capsys):
+    _run(tmp_path, ssa_small, epochs=2)
+    assert gl.load_checkpoint(tmp_path / "latest.pt")["history"]["stop_reason"] == "completed 2 epochs"
+    _run(tmp_path, ssa_small, epochs=2)
+    assert "already finished (completed 2 epochs)" in capsys.readouterr().out

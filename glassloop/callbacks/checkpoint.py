@@ -8,6 +8,7 @@ bitwise the same weights and History as the uninterrupted run (CPU, deterministi
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -102,7 +103,8 @@ class Checkpoint:
             epoch=state.epoch if partial_epoch is not None else state.epoch + 1,
             step=state.step,
             # JSON strings: one pickled object instead of hundreds (load_checkpoint decodes them)
-            history=json.dumps(state.history.state_dict()),
+            history=json.dumps(state.history.state_dict()
+                               | ({"stop_reason": state.final_stop_reason()} if finished else {})),
             callbacks={key: c.state_dict() for key, c in callback_keys(state.callbacks).items()},
             config=json.dumps(state.config, default=str),
             partial_epoch=partial_epoch,
@@ -112,19 +114,21 @@ class Checkpoint:
     def on_epoch_end(self, state: Any) -> None:
         if not is_main_process():
             return  # under DDP every rank restores from the files, only rank 0 writes them
-        if state.extra.get("nonfinite"):
-            return  # keep the last good latest.pt: these weights are fine but resuming would hit NaN again
         record = state.record
-        stopping = state.should_stop
-        interrupted = bool(state.extra.get("signal"))  # read after should_stop: a signal sets it first
-        finished = (stopping and not interrupted) or record["epoch"] + 1 >= state.epochs
-        self.save_latest(state, finished=finished)
-        self.append_history_row(state)
+        # best.pt first: a kill between the two writes must not leave a latest.pt whose history names a best
+        # epoch that best.pt never received (a resume would not write it again).
         if self.save_best and state.history.best_epoch == record["epoch"]:
             # best.pt stays a plain dict: torch.load(path, weights_only=True)["model"] is a state_dict
             self.writer.submit(envelope("best", model=unwrap(state.model).state_dict(), epoch=record["epoch"],
                                         record=dict(record), monitor=state.history.monitor, config=state.config),
                                self.best_path)
+        self.append_history_row(state)
+        if state.extra.get("nonfinite"):
+            return  # keep the last good latest.pt: these weights are fine but resuming would hit NaN again
+        stopping = state.should_stop
+        interrupted = bool(state.extra.get("signal"))  # read after should_stop: a signal sets it first
+        finished = (stopping and not interrupted) or record["epoch"] + 1 >= state.epochs
+        self.save_latest(state, finished=finished)
 
     def append_history_row(self, state: Any) -> None:
         """history.csv grows by one line an epoch (rewritten whole when the columns change, e.g. after a resume)."""
@@ -150,7 +154,10 @@ class Checkpoint:
                 self._plot(state)
 
     def on_exception(self, state: Any) -> None:
-        self.close()  # what was handed over before the error still lands on disk
+        try:
+            self.close()  # what was handed over before the error still lands on disk
+        except OSError as error:  # the run's own error matters more; say what the disk did and go on
+            print(f"glassloop: warning: a checkpoint write failed too: {error}", file=sys.stderr)
 
     def close(self) -> None:
         if self.writer is not None:

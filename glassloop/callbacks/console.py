@@ -44,6 +44,7 @@ class Console:
 
     def on_fit_start(self, state: Any) -> None:
         self.started = time.perf_counter()
+        self.printed_header = False  # a Console reused for another fit prints its own table
         self.extra_keys: list[str] = []
         if state.resumed:
             self.print(f"Resuming at epoch {state.epoch + 1}/{state.epochs} (step {state.step}).")

@@ -18,7 +18,7 @@ class EarlyStopping:
             raise ConfigError(f"EarlyStopping mode={mode!r}; expected 'min' or 'max'")
         if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
             raise ConfigError(f"EarlyStopping patience={patience!r} must be an integer >= 1 (epochs to wait)")
-        if not isinstance(min_delta, (int, float)) or min_delta < 0:
+        if isinstance(min_delta, bool) or not isinstance(min_delta, (int, float)) or not min_delta >= 0:
             raise ConfigError(f"EarlyStopping min_delta={min_delta!r} must be a number >= 0")
         self.monitor, self.mode, self.patience, self.min_delta = monitor, mode, patience, float(min_delta)
         self.restore_best = restore_best
@@ -34,6 +34,8 @@ class EarlyStopping:
 
     def on_fit_start(self, state: Any) -> None:
         self.check_monitor(state.record_keys)  # before the first batch, not after a wasted epoch
+        # A fresh count for every fit (a resuming Checkpoint restores the saved one after this: later band).
+        self.best, self.best_epoch, self.wait, self.best_weights = None, None, 0, None
 
     def check_monitor(self, keys: list[str]) -> None:
         if keys and self.monitor not in keys:

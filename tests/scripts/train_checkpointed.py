@@ -1,6 +1,6 @@
 """A checkpointed run for the kill/resume tests: python train_checkpointed.py RUN_DIR [EPOCHS].
 
-Dropout (torch RNG), a cosine schedule, early stopping and the in-memory batcher all have state that a resume
+Dropout (torch RNG), a per-step warm-up + cosine schedule, early stopping and the in-memory batcher all have state that a resume
 must restore exactly. Prints "ready" when training starts; writes RUN_DIR/final.pt (weights + history) at the end.
 """
 
@@ -18,13 +18,13 @@ class Ready:
 
 
 def main() -> int:
-    run_dir, epochs = sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 40
+    run_dir, epochs = sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 60
     torch.manual_seed(0)
     x = torch.rand(300, 4) * torch.tensor([15.0, 5.0, 1.0, 24.0])
     y = torch.sigmoid(0.5 * x[:, 0] - 2.0 * x[:, 1] + 0.3 * x[:, 2] - 0.1 * x[:, 3] - 2.0).unsqueeze(1)
     model = nn.Sequential(nn.Linear(4, 32), nn.ReLU(), nn.Dropout(0.1), nn.Linear(32, 1))
     history = gl.fit(model, (x[:240], y[:240]), val=(x[240:], y[240:]), epochs=epochs, batch_size=8, lr=3e-3,
-                     scheduler="cosine", seed=3, verbose=False,
+                     scheduler="warmup_cosine", seed=3, verbose=False,
                      callbacks=[Ready(), gl.EarlyStopping(patience=25), gl.Checkpoint(run_dir, resume=True)])
     if history.signal is not None:  # the shell convention: 128 + the signal number (130 SIGINT, 143 SIGTERM)
         return 128 + history.signal
