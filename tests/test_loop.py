@@ -371,3 +371,59 @@ def test_per_batch_events_see_the_batch_loss_and_pre_clip_norm(ssa_small):
     assert [s[3] for s in ends] == [1, 2, 3, 4]
     assert sum(s[1] for s in ends) / 4 == pytest.approx(history.records[0]["train_loss"])
     assert all(s[2] > 1e-3 for s in ends)  # the norm before clipping, not the clipped 1e-3
+
+
+def test_more_bad_arguments_are_config_errors_not_tracebacks(ssa_small):
+    (x, y), val = ssa_small
+    bad = [
+        (dict(train=(x.double(), y.double())), r"torch.float64 but the model's parameters are torch.float32"),
+        (dict(train=(x,)), r"tuple of 1 tensors; expected \(inputs, targets\)"),
+        (dict(train=(x, y, y)), r"tuple of 3 tensors"),
+        (dict(train={"x": x}), r"train data is a dict"),
+        (dict(seed=2**70), r"seed=.* must be an integer from 0"),
+        (dict(seed=-1), r"seed=-1 must be an integer from 0"),
+        (dict(batch_size=True), r"batch_size=True is not a positive integer"),
+        (dict(shuffle="no"), r"shuffle='no' must be True or False"),
+        (dict(progress="x"), r"progress='x'"),
+        (dict(callbacks=[1]), r"callback 1 has none of the event methods"),
+        (dict(val=(x[:100, :3], y[:100])), r"val inputs have rows of shape \(3,\) but train inputs have \(4,\)"),
+        (dict(device="cuda:3"), r"CUDA device"),
+        (dict(loss=nn.MSELoss(reduction="none")), r"backward\(\) needs one scalar: use reduction='mean'"),
+        (dict(optimizer=torch.optim.SGD(mlp(9).parameters(), lr=0.1)), r"optimizer holds none of this model"),
+    ]
+    for overrides, pattern in bad:
+        options = {"train": (x, y), "epochs": 1, "verbose": False, **overrides}
+        with pytest.raises(ConfigError, match=pattern):
+            gl.fit(mlp(0), options.pop("train"), **options)
+    with pytest.raises(ConfigError, match="one class, so the loss is always 0"):
+        gl.fit(nn.Linear(4, 1), (x, y), loss="cross_entropy", epochs=1, verbose=False)
+    with pytest.raises(ConfigError, match="returned float"):
+        gl.fit(mlp(0), [(x, y)], compute_loss=lambda m, b: 1.0, epochs=1, verbose=False)
+    with pytest.raises(ConfigError, match="val targets have rows"):
+        gl.fit(mlp(0), (x, y), val=(x[:10], torch.zeros(10, 2)), epochs=1, verbose=False)
+    with pytest.raises(ConfigError, match="train targets have"):
+        gl.fit(mlp(0), (x, y), val=(x[:100], y[:100].view(-1)), epochs=1, verbose=False)
+    with pytest.raises(ConfigError, match=r"\(100, 1\).*\(100,\)"):  # validation batches get their own guard
+        gl.fit(mlp(0), (x, y), val=[(x[:100], y[:100].view(-1))], epochs=1, verbose=False)
+    with pytest.raises(ConfigError, match="min_delta=nan"):
+        gl.EarlyStopping(min_delta=float("nan"))
+    for call, pattern in [(lambda: gl.evaluate(None, (x, y)), "model is a NoneType"),
+                          (lambda: gl.evaluate(mlp(0), x), "not a bare tensor"),
+                          (lambda: gl.evaluate(mlp(0), (x, y), batch_size="x"), "batch_size='x'"),
+                          (lambda: gl.evaluate(mlp(0), []), "empty"),
+                          (lambda: gl.predict(mlp(0), x, batch_size=-1), "batch_size=-1"),
+                          (lambda: gl.predict(mlp(0), "abc"), "string 'abc'")]:
+        with pytest.raises(ConfigError, match=pattern):
+            call()
+
+
+def test_evaluate_means_per_row_for_summed_and_custom_losses():
+    torch.manual_seed(0)
+    x, y = torch.randn(10_000, 3), torch.randn(10_000, 1)
+    model = nn.Linear(3, 1)
+    with torch.no_grad():
+        true_mse = ((model(x) - y) ** 2).mean().item()
+    assert gl.evaluate(model, (x, y), loss=nn.MSELoss(reduction="sum"))["loss"] == pytest.approx(true_mse, rel=1e-5)
+    batches = [(x[:8193], y[:8193]), (x[8193:], y[8193:])]  # uneven batches: a plain mean of means is wrong
+    custom = gl.evaluate(model, batches, compute_loss=lambda m, b: ((m(b[0]) - b[1]) ** 2).mean())["loss"]
+    assert custom == pytest.approx(true_mse, rel=1e-5)
