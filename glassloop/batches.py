@@ -51,6 +51,8 @@ class TensorBatcher:
         chunks = [t.split(self.batch_size) for t in tensors]
         for index in range(self.position, len(chunks[0])):
             self.position = index + 1
+            if len(chunks[0][index]) < self.world_size:
+                continue  # a last global batch smaller than the ranks would leave some rank an empty shard
             yield self._shard(tuple(chunk[index] for chunk in chunks))
         self.epoch_rng_state = None
 

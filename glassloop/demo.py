@@ -14,6 +14,7 @@ import torch
 
 import glassloop as gl
 from glassloop.cli import ArgumentParser
+from glassloop.errors import ConfigError
 from glassloop.workloads import mlp, ssa
 
 
@@ -25,6 +26,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--no-mlflow", action="store_true", help="skip MLflow tracking")
     args = parser.parse_args(argv)
     out = Path(args.out or f"runs/demo-{time.strftime('%Y%m%d-%H%M%S')}")
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "latest.pt").exists())):
+        raise ConfigError(f"--out {out} exists and does not hold a demo run; choose a new directory (or leave --out "
+                          "out for runs/demo-<timestamp>)")
+    if args.epochs < 1:
+        raise ConfigError(f"--epochs {args.epochs} must be at least 1")
     tracking_uri = f"sqlite:///{(out.parent / 'mlflow.db').resolve()}"
 
     train, val = ssa()

@@ -44,3 +44,10 @@ def test_killed_rank_is_restarted_by_torchrun_and_resumes_from_latest(single, tm
     assert result.returncode == 0, result.stderr[-2000:]
     assert (tmp_path / "attempts.log").read_text().split() == ["0", "1"]  # it really died and was restarted once
     _close(torch.load(tmp_path / "final.pt", weights_only=True), single)
+
+
+def test_a_last_batch_smaller_than_the_ranks_is_skipped_not_an_empty_shard(tmp_path):
+    result = torchrun(SCRIPT, str(tmp_path), "--rows", "321", "--epochs", "2")  # 5 batches of 64, then 1 row
+    assert result.returncode == 0, result.stderr[-2000:]
+    final = torch.load(tmp_path / "final.pt", weights_only=True)
+    assert all(v == v for v in final["train_loss"])  # no NaN from an empty shard

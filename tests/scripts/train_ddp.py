@@ -31,6 +31,7 @@ def main() -> None:
     parser.add_argument("out")
     parser.add_argument("--crash-at", type=int, default=None)
     parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--rows", type=int, default=320, help="training rows (321: a 1-row last batch)")
     args = parser.parse_args()
     if os.environ.get("RANK", "0") == "0":  # a record of each attempt torchrun made
         with open(os.path.join(args.out, "attempts.log"), "a") as log:
@@ -42,7 +43,7 @@ def main() -> None:
     callbacks = [gl.Checkpoint(args.out, resume=True)]
     if args.crash_at is not None:
         callbacks.insert(0, CrashOnce(args.crash_at))
-    history = gl.fit(model, (x[:320], y[:320]), val=(x[320:], y[320:]), epochs=args.epochs, batch_size=64,
+    history = gl.fit(model, (x[:args.rows], y[:args.rows]), val=(x[args.rows:], y[args.rows:]), epochs=args.epochs, batch_size=64,
                      lr=3e-3, seed=1, device="cpu", verbose=False, callbacks=callbacks)
     if is_main_process():
         torch.save({"model": model.state_dict(), "train_loss": history["train_loss"],
