@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterator
 from typing import Any
@@ -48,12 +49,14 @@ class TensorBatcher:
             self.generator.set_state(self.epoch_rng_state)
         order = torch.randperm(self.n, generator=self.generator) if self.shuffle else None
         tensors = self.tensors if order is None else tuple(t[order.to(t.device)] for t in self.tensors)
-        chunks = [t.split(self.batch_size) for t in tensors]
-        for index in range(self.position, len(chunks[0])):
-            self.position = index + 1
-            if len(chunks[0][index]) < self.world_size:
-                continue  # a last global batch smaller than the ranks would leave some rank an empty shard
-            yield self._shard(tuple(chunk[index] for chunk in chunks))
+        batches = zip(*(t.split(self.batch_size) for t in tensors))
+        for batch in itertools.islice(batches, self.position, None):
+            self.position += 1
+            if self.world_size > 1:
+                if len(batch[0]) < self.world_size:
+                    continue  # a last global batch smaller than the ranks would leave some rank an empty shard
+                batch = self._shard(batch)
+            yield batch
         self.epoch_rng_state = None
 
     @property
@@ -63,8 +66,6 @@ class TensorBatcher:
 
     def _shard(self, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
         # Under DDP every rank draws the same permutation and keeps its slice of each global batch.
-        if self.world_size == 1:
-            return batch
         return tuple(t.tensor_split(self.world_size)[self.rank] for t in batch)
 
     def state_dict(self) -> dict[str, Any]:
@@ -102,11 +103,16 @@ class IterableSource:
             return 0
 
     def to(self, device: torch.device) -> IterableSource:
-        return self  # batches are moved one by one in the loop
+        self.device = device  # batches are moved one by one as they come
+        return self
 
     def epoch(self) -> Iterator[Any]:
+        from glassloop.setup import move_to
+
         self.mid_epoch = True
-        yield from self.data
+        device = getattr(self, "device", None)
+        for batch in self.data:
+            yield batch if device is None else move_to(batch, device)
         self.mid_epoch = False
 
     def state_dict(self) -> dict[str, Any]:

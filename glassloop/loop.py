@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from glassloop.setup import Run, clear_gradients, move_to, prepare
+from glassloop.setup import Run, clear_gradients, prepare
 from glassloop.state import History
 
 
@@ -44,11 +44,11 @@ def heartbeat(run: Run) -> History:
                     run.announce("on_batch_start", batch=batch, batch_index=index)
                 clear_gradients(run.parameters)                             # 1. optimizer.zero_grad()
                 if run.compute_loss is None:
-                    inputs, targets = move_to(batch, run.device)
+                    inputs, targets = batch                                 #    (already on run.device)
                     outputs = model(inputs)                                 # 2. forward pass
                     loss = run.loss_fn(outputs, targets)                    # 3. loss: one scalar
                 else:
-                    loss = run.compute_loss(model, move_to(batch, run.device))  # 2-3. custom forward + loss
+                    loss = run.compute_loss(model, batch)                   # 2-3. custom forward + loss
                 loss.backward()                                             # 4. backward: fill every .grad
                 if run.after_backward_hooks:
                     run.announce("on_after_backward", loss=loss)
