@@ -55,7 +55,20 @@ def read_table(path: str | Path) -> pd.DataFrame:
         raise DataError(f"data file {str(p)!r} has a header ({', '.join(map(str, frame.columns[:5]))}) but no data "
                         "rows; expected at least 3 rows; add data")
     frame.columns = [str(c) for c in frame.columns]
+    header = _raw_header(p) if not (is_parquet or p.suffix.lower() in (".parquet", ".pq")) else list(frame.columns)
+    repeated = sorted({name for name in header if header.count(name) > 1})
+    if repeated:  # pandas would silently rename the second one to 'name.1' and train on both
+        raise DataError(f"data file {str(p)!r} has the column name {repeated[0]!r} more than once in its header; "
+                        "expected unique column names; rename or drop the repeated column")
     return frame
+
+
+def _raw_header(p: Path) -> list[str]:
+    """The CSV header as written (pandas renames a repeated name 'x' to 'x.1')."""
+    separator = "\t" if p.suffix.lower() == ".tsv" else ","
+    first = pd.read_csv(p, sep=separator, encoding="utf-8-sig", header=None, nrows=1, dtype=str,
+                        keep_default_na=False)
+    return [str(name) for name in first.iloc[0].tolist()] if len(first) else []
 
 
 def _read_parquet(p: Path) -> pd.DataFrame:
@@ -603,9 +616,19 @@ def run_baselines(train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, n
 
 
 # ----------------------------------------------------------------------------------------------- config
-PositiveInt = Annotated[int, Field(gt=0)]
+# Bounds on every numeric option: a value past them is a typo or a unit mix-up, refused before anything is
+# written (and before torch sees a number it cannot hold, e.g. a seed past 64 bits).
+MAX_SEED = 2**32 - 1
+MAX_BATCH_SIZE = 2**31
+MAX_EPOCHS = 1_000_000
+MAX_HIDDEN_LAYERS = 64
+MAX_LR = 100.0
+MAX_WEIGHT_DECAY = 100.0
+MAX_CLIP = 1e9
+Epochs = Annotated[int, Field(gt=0, le=MAX_EPOCHS)]
 HiddenSize = Annotated[int, Field(gt=0, le=65536)]
 Fraction = Annotated[float, Field(gt=0, lt=1)]
+Text = Annotated[str, Field(min_length=1)]
 SchedulerName = Literal["step", "exponential", "cosine", "warmup_cosine", "plateau", "onecycle"]
 
 
@@ -614,33 +637,39 @@ class FitConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
-    data: str | None = None
-    target: str | None = None
-    out: str | None = None
-    features: list[str] | None = None
+    data: Text | None = None
+    target: Text | None = None
+    out: Text | None = None
+    features: list[Text] | None = None
     split: Literal["random", "temporal"] | None = None  # None: temporal when a time column is given
-    time_column: str | None = None
+    time_column: Text | None = None
     val_fraction: Fraction = 0.2
     task: Task | None = None
-    hidden: list[HiddenSize] = Field(default_factory=lambda: [64, 64])  # [] = a linear model
+    hidden: Annotated[list[HiddenSize], Field(max_length=MAX_HIDDEN_LAYERS)] = Field(
+        default_factory=lambda: [64, 64])  # [] = a linear model
     dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0
-    epochs: PositiveInt = 200
-    batch_size: PositiveInt = 32
-    lr: Annotated[float, Field(gt=0)] = 1e-3
+    epochs: Epochs = 200
+    batch_size: Annotated[int, Field(gt=0, le=MAX_BATCH_SIZE)] = 32
+    lr: Annotated[float, Field(gt=0, le=MAX_LR)] = 1e-3
     optimizer: Literal["sgd", "adam", "adamw"] = "adam"
     momentum: Annotated[float, Field(ge=0, lt=1)] = 0.0
-    weight_decay: Annotated[float, Field(ge=0)] = 0.0
+    weight_decay: Annotated[float, Field(ge=0, le=MAX_WEIGHT_DECAY)] = 0.0
     scheduler: SchedulerName | None = None
-    clip: Annotated[float, Field(gt=0)] | None = None
-    patience: PositiveInt = 20
-    seed: Annotated[int, Field(ge=0)] = 0
+    clip: Annotated[float, Field(gt=0, le=MAX_CLIP)] | None = None
+    patience: Epochs = 20
+    seed: Annotated[int, Field(ge=0, le=MAX_SEED)] = 0
     baselines: list[Literal["linear", "forest"]] = Field(default_factory=lambda: list(BASELINES))
     mlflow: bool = True
-    tracking_uri: str | None = None
-    experiment: Annotated[str, Field(min_length=1)] = "glassloop"
+    tracking_uri: Text | None = None
+    experiment: Text = "glassloop"
 
     @model_validator(mode="after")
     def _split_needs_time(self) -> FitConfig:
+        for key in ("data", "out", "target", "time_column", "tracking_uri", "experiment"):
+            value = getattr(self, key)
+            if value is not None and "\x00" in value:
+                raise ValueError(f"{key} {value!r} holds a NUL character; expected a plain name or path; "
+                                 f"fix {key}")
         if self.split == "temporal" and not self.time_column:
             raise ValueError("split 'temporal' needs a time column; add --time-column COL (or time_column = \"COL\")")
         if self.split is None:
@@ -654,7 +683,8 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     """The TOML file as a dict (a `[fit]` table or top-level keys); unreadable or malformed -> ConfigError."""
     p = Path(path)
     if not p.is_file():
-        raise ConfigError(f"config file {str(p)!r} does not exist; expected a TOML file; check --config")
+        what = "is not a file" if p.exists() else "does not exist"
+        raise ConfigError(f"config file {str(p)!r} {what}; expected a TOML file; check --config")
     try:
         values = tomllib.loads(p.read_text(encoding="utf-8"))
     except UnicodeDecodeError:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -47,7 +46,7 @@ from glassloop.data import (
     to_tensors,
 )
 from glassloop.distributed import is_main_process
-from glassloop.errors import ConfigError, DataError, GlassloopError
+from glassloop.errors import ConfigError, DataError
 
 DEFAULT_THRESHOLD_MB = 512.0
 HEAD_ROWS = 50_000  # rows read up front to infer the task and the feature columns
@@ -501,6 +500,7 @@ def fit_streamed(data_path: Path, config: Any, out: Path, stream_options: dict[s
     from glassloop import tabular
 
     prepared = prepare_streamed(data_path, config)
+    tabular.check_model_size(prepared.transform.n_inputs, list(config.hidden), prepared.transform.n_outputs)
     tracking_uri = tabular._tracking_uri(config) if config.mlflow else None
     tabular._check_core(config)
     transform = prepared.transform
@@ -524,20 +524,8 @@ def fit_streamed(data_path: Path, config: Any, out: Path, stream_options: dict[s
           f"{transform.n_inputs} inputs")
     if prepared.skipped:
         print(f"  skipped non-numeric columns: {', '.join(prepared.skipped)}")
-    created = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)  # validation (the whole scan) is over: only now does --out appear
-    try:
-        tabular._write_json(out / "config.json", record)
-        return _train_and_report(out, record, prepared, resume=False)
-    except GlassloopError:
-        # A problem the core found before any checkpoint exists is still bad input: leave nothing behind.
-        if not (out / "latest.pt").exists():
-            if created:
-                shutil.rmtree(out, ignore_errors=True)
-            else:  # it was an empty directory: make it empty again
-                for child in out.iterdir():
-                    shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink(missing_ok=True)
-        raise
+    # validation (the whole scan) is over: only now does --out appear (and it goes again if the start fails)
+    return tabular.start_run(out, record, lambda: _train_and_report(out, record, prepared, resume=False))
 
 
 def resume_streamed(run_dir: Path, record: dict[str, Any], mlflow: bool) -> int:
@@ -651,38 +639,51 @@ def _metrics_only(result: dict[str, Any]) -> dict[str, Any]:
 
 # ----------------------------------------------------------------------------------------------- predict
 def predict_streamed(record: dict[str, Any], model: Any, data: Path, out: str | None) -> int:
-    """Predict a big Parquet file batch by batch, appending CSV rows as they come (flat memory)."""
+    """Predict a big Parquet file batch by batch, appending CSV rows as they come (flat memory).
+
+    With `out`, rows go to a temporary file next to it, which is fsynced and moved over `out` only when every row
+    is written: a failure (a bad row group, a full disk) leaves no partial file and is one line.
+    """
     from glassloop import tabular
 
     transform = TableTransform.from_dict(record["transform"])
     parquet = _open(data)
     target = Path(out) if out is not None else None
-    temporary = target.with_name(f".{target.name}.tmp") if target is not None else None
-    handle = temporary.open("w", newline="") if temporary is not None else sys.stdout
+    temporary = target.with_name(f".{target.name}.tmp-{os.getpid()}") if target is not None else None
     written = 0
     try:
-        for batch in parquet.iter_batches(batch_size=65_536):
-            frame = batch.to_pandas()
-            frame.columns = [str(c) for c in frame.columns]
-            where = f"{str(data)!r} rows {written + 1}-{written + len(frame)}"
-            outputs = tabular._outputs(model, transform.transform(frame, where))
-            frame[f"predicted_{transform.target}"] = transform.decode_predictions(outputs)
-            if transform.task == "classification":
-                for index, label in enumerate(transform.classes):
-                    frame[f"probability_{label}"] = outputs[:, index]
-            frame.to_csv(handle, index=False, header=written == 0)
-            written += len(frame)
-        handle.flush()
+        handle = temporary.open("w", newline="", encoding="utf-8") if temporary is not None else sys.stdout
+        try:
+            for batch in parquet.iter_batches(batch_size=65_536):
+                frame = batch.to_pandas()
+                frame.columns = [str(c) for c in frame.columns]
+                where = f"{str(data)!r} rows {written + 1}-{written + len(frame)}"
+                outputs = tabular._outputs(model, transform.transform(frame, where))
+                frame[f"predicted_{transform.target}"] = transform.decode_predictions(outputs)
+                if transform.task == "classification":
+                    for index, label in enumerate(transform.classes):
+                        frame[f"probability_{label}"] = outputs[:, index]
+                frame.to_csv(handle, index=False, header=written == 0)
+                written += len(frame)
+            handle.flush()
+            if temporary is not None:
+                os.fsync(handle.fileno())
+        finally:
+            if temporary is not None:
+                handle.close()
+        if temporary is not None and target is not None:
+            os.replace(temporary, target)
     except BrokenPipeError:  # `glassloop predict ... | head`: the reader left, which is not an error
+        if temporary is not None:
+            raise
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except BaseException:
+    except OSError as error:
+        raise ConfigError(f"could not write --out {out!r} ({tabular.os_reason(error)}); nothing was written; "
+                          "expected a writable disk with free space; free space or choose another --out") from None
+    finally:
         if temporary is not None:
-            handle.close()
             temporary.unlink(missing_ok=True)
-        raise
-    if temporary is not None and target is not None:
-        handle.close()
-        os.replace(temporary, target)
+    if target is not None:
         print(f"wrote {written} predictions to {out} (streamed)")
     return 0

@@ -20,6 +20,7 @@ import math
 import os
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ import numpy as np
 
 from glassloop.cli import ArgumentParser
 from glassloop.distributed import is_main_process
-from glassloop.errors import ConfigError, DataError, GlassloopError, one_line
+from glassloop.errors import CheckpointError, ConfigError, DataError, one_line
 
 CONFIG_VERSION = 1
 
@@ -120,6 +121,7 @@ def fit_main(argv: list[str]) -> int:
         return fit_streamed(data_path, config, out, {"forced": args.stream,
                                                      "threshold_mb": args.stream_threshold_mb})
     prepared = _prepare(data_path, config)
+    check_model_size(prepared.transform.n_inputs, list(config.hidden), prepared.transform.n_outputs)
     tracking_uri = _tracking_uri(config) if config.mlflow else None
     _check_core(config)
 
@@ -141,36 +143,150 @@ def fit_main(argv: list[str]) -> int:
     if prepared.skipped:
         print(f"  skipped non-numeric columns: {', '.join(prepared.skipped)} (name them in --features to one-hot "
               "encode them)")
-    created = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)  # validation is over: only now does --out appear
+    return start_run(out, record, lambda: _train_and_report(out, record, prepared, resume=False))
+
+
+def start_run(out: Path, record: dict[str, Any], train: Callable[[], int]) -> int:
+    """Create --out, write config.json, train. Validation is over: only now does --out appear.
+
+    Until the first latest.pt exists nothing is worth keeping, so any failure (bad input the core found, an
+    OSError, an interruption) removes what this run created: the directories `mkdir` made, or the contents of the
+    empty directory that was reused. An OSError becomes a one-line ConfigError.
+    """
+    created = _first_missing(out)
     try:
+        out.mkdir(parents=True, exist_ok=True)
         _write_json(out / "config.json", record)
-        return _train_and_report(out, record, prepared, resume=False)
-    except GlassloopError:
-        # A problem the core found before any checkpoint exists is still bad input: leave nothing behind.
-        if not (out / "latest.pt").exists():
-            if created:
-                shutil.rmtree(out, ignore_errors=True)
-            else:  # it was an empty directory: make it empty again
-                for child in out.iterdir():
-                    shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink(missing_ok=True)
+    except OSError as error:
+        _discard_run(out, created)
+        raise ConfigError(f"cannot create the run directory --out {str(out)!r} ({os_reason(error)}); expected a "
+                          "writable location with free space; choose another --out") from None
+    try:
+        code = train()
+    except BaseException as error:
+        started = (out / "latest.pt").exists()
+        if not started:
+            _discard_run(out, created)
+        if isinstance(error, OSError):
+            if started:
+                raise ConfigError(f"writing the run directory {str(out)!r} failed ({os_reason(error)}); expected a "
+                                  f"writable disk with free space; fix that, then 'glassloop resume {out}'") from None
+            raise ConfigError(f"writing the run directory {str(out)!r} failed ({os_reason(error)}) before the first "
+                              "epoch was saved, so nothing was kept; expected a writable disk with free space; fix "
+                              "that or choose another --out") from None
         raise
+    if code >= 128 and not (out / "latest.pt").exists():  # interrupted before the first checkpoint
+        _discard_run(out, created)
+    return code
+
+
+def os_reason(error: OSError) -> str:
+    """'No space left on device: /path' for a message (never a multi-line repr)."""
+    reason = error.strerror or one_line(str(error)) or type(error).__name__
+    return f"{reason}: {str(error.filename)[:100]}" if error.filename else reason
+
+
+def _first_missing(out: Path) -> Path | None:
+    """The topmost directory that `out.mkdir(parents=True)` would create (None when --out exists)."""
+    path, missing = out.absolute(), None
+    while not path.exists():
+        missing = path
+        if path.parent == path:
+            break
+        path = path.parent
+    return missing
+
+
+def _discard_run(out: Path, created: Path | None) -> None:
+    """Remove what a failed start left: the directories it created, or the contents of a reused empty --out."""
+    if created is not None:
+        shutil.rmtree(created, ignore_errors=True)
+        return
+    try:
+        children = list(out.iterdir())
+    except OSError:
+        return
+    for child in children:
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)
 
 
 def _check_new_run_dir(out: Path) -> None:
     """--out must be new (or an empty directory) and creatable; an existing run is never touched."""
-    if out.exists():
-        if not out.is_dir():
-            raise ConfigError(f"--out {str(out)!r} exists and is a file; expected a new directory; choose another --out")
-        if any(out.iterdir()):
-            raise ConfigError(f"--out {str(out)!r} already exists and is not empty; expected a new run directory; "
-                              f"choose another --out, or run 'glassloop resume {out}' to continue that run")
-    ancestor = out.resolve().parent
-    while not ancestor.exists():
-        ancestor = ancestor.parent
-    if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
+    try:
+        if out.exists():
+            if not out.is_dir():
+                raise ConfigError(f"--out {str(out)!r} exists and is not a directory; expected a new directory; "
+                                  "choose another --out")
+            if any(out.iterdir()):
+                raise ConfigError(f"--out {str(out)!r} already exists and is not empty; expected a new run "
+                                  f"directory; choose another --out, or run 'glassloop resume {out}' to continue "
+                                  "that run")
+        ancestor = out.absolute().parent
+        while not ancestor.exists():
+            ancestor = ancestor.parent
+        writable = ancestor.is_dir() and os.access(ancestor, os.W_OK | os.X_OK)
+    except OSError as error:  # e.g. a name too long for the file system
+        raise ConfigError(f"--out {str(out)!r} cannot be used ({os_reason(error)}); expected a directory path; "
+                          "choose another --out") from None
+    if not writable:
         raise ConfigError(f"--out {str(out)!r} cannot be created ({str(ancestor)!r} is not a writable directory); "
                           "expected a writable location; choose another --out")
+
+
+MAX_PARAMETERS = 200_000_000  # ~800 MB of float32 weights (x4 with Adam): far past any table's needs
+
+
+def check_model_size(inputs: int, hidden: list[int], outputs: int, where: str = "--hidden") -> None:
+    """Refuse a network too large to build (a typo such as --hidden 65536,65536) before anything is written."""
+    widths = [inputs, *hidden, outputs]
+    count = sum((a + 1) * b for a, b in zip(widths[:-1], widths[1:]))
+    if count > MAX_PARAMETERS:
+        raise ConfigError(f"{where} {','.join(map(str, hidden))} gives a network of {count:,} parameters for "
+                          f"{inputs} inputs; expected at most {MAX_PARAMETERS:,}; choose smaller hidden layers")
+
+
+def check_output_file(value: str, flag: str = "--out") -> Path:
+    """An output file that can be written atomically, checked before any work: not empty, not a directory or a
+    device, in an existing directory where a file can be created (probed, so /proc or a read-only mount is
+    found now, not after the work)."""
+    if not value.strip():
+        raise ConfigError(f"{flag} is empty; expected a file path such as predictions.csv; fix {flag}")
+    path = Path(value)
+    try:
+        if path.is_dir():
+            raise ConfigError(f"{flag} {value!r} is a directory; expected a file path such as "
+                              f"{str(path / 'out.csv')!r}; fix {flag}")
+        if path.exists() and not path.is_file():
+            raise ConfigError(f"{flag} {value!r} is not a regular file (a device, pipe or socket); expected a file "
+                              f"path; fix {flag}" + (" (leave it out to write to standard output)"
+                                                     if flag == "--out" else ""))
+        if not path.absolute().parent.is_dir():
+            raise ConfigError(f"{flag} {value!r}: directory {str(path.absolute().parent)!r} does not exist; expected "
+                              f"a file in an existing directory; create it or fix {flag}")
+        probe = path.with_name(f".{path.name}.probe-{os.getpid()}")
+        with open(probe, "xb"):
+            pass
+        probe.unlink()
+    except OSError as error:
+        reason = error.strerror or one_line(str(error)) or type(error).__name__
+        raise ConfigError(f"{flag} {value!r} cannot be written ({reason} when creating a file in "
+                          f"{str(path.absolute().parent)[:100]!r}); expected a file path in a writable directory; "
+                          f"fix {flag}") from None
+    return path
+
+
+def write_output_file(data: bytes, path: Path, flag: str = "--out") -> None:
+    """Atomically (temporary file next to it, fsync, os.replace); an OSError is one line and leaves no file."""
+    from glassloop.checkpoint import write_file
+
+    try:
+        write_file(data, path)
+    except OSError as error:
+        raise ConfigError(f"could not write {flag} {str(path)!r} ({os_reason(error)}); nothing was written; "
+                          f"expected a writable disk with free space; free space or choose another {flag}") from None
 
 
 def _prepare(data_path: Path, config: Any) -> Any:
@@ -230,10 +346,10 @@ def _sha256(path: Path) -> str:
 
 
 def _write_json(path: Path, value: Any) -> None:
-    """Write atomically: a reader (or a crash) never sees half a file."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(json.dumps(value, indent=2, default=_json_default) + "\n")
-    os.replace(temporary, path)
+    """Write atomically (temporary file, fsync, os.replace): a reader (or a crash) never sees half a file."""
+    from glassloop.checkpoint import write_file
+
+    write_file((json.dumps(value, indent=2, default=_json_default) + "\n").encode("utf-8"), path)
 
 
 def _json_default(value: Any) -> Any:
@@ -393,7 +509,8 @@ def compare(network: dict[str, float], baselines: dict[str, dict[str, Any]], tas
         relative = math.copysign(math.inf, gain) if gain != 0 else 0.0
     better = bool(gain > 0)
     shown = f"{metric} {ours:.4g} vs {theirs:.4g}"
-    size = f"{abs(relative):.1%}" if math.isfinite(relative) else f"by {abs(gain):.4g}"
+    # a near-perfect baseline makes the ratio meaningless (e.g. 1e15 %): give the absolute gap instead
+    size = f"{abs(relative):.1%}" if math.isfinite(relative) and abs(relative) < 100 else f"by {abs(gain):.4g}"
     if abs(relative) < 0.02:
         text = (f"verdict: no real difference from the best baseline ({best_name}) on {shown} "
                 f"({relative:+.1%}); complexity without improvement is a cost: prefer {best_name}")
@@ -454,21 +571,120 @@ def _log_to_mlflow(settings: dict[str, Any], parent_run_id: str | None, network:
 
 # ----------------------------------------------------------------------------------------------- resume
 def _read_run(directory: str) -> tuple[Path, dict[str, Any]]:
+    """config.json of a run directory, checked whole: a hand-edited or corrupt file is one DataError line."""
     run_dir = Path(directory)
     config_path = run_dir / "config.json"
-    if not config_path.is_file():
-        raise ConfigError(f"{str(run_dir)!r} has no config.json; expected a run directory made by 'glassloop fit'; "
+    if not directory.strip() or not config_path.is_file():
+        raise ConfigError(f"{str(directory)!r} has no config.json; expected a run directory made by 'glassloop fit'; "
                           "check the path")
     try:
-        record = json.loads(config_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ConfigError(f"{str(config_path)!r} is not valid JSON ({error}); expected the file 'glassloop fit' "
-                          "wrote; restore it or start a new run") from None
+        record = json.loads(config_path.read_bytes().decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
+        raise DataError(f"{str(config_path)!r} is not valid JSON ({one_line(str(error))[:120]}); expected the file "
+                        "'glassloop fit' wrote; restore it or start a new run with 'glassloop fit'") from None
+    except OSError as error:
+        raise DataError(f"cannot read {str(config_path)!r} ({os_reason(error)}); expected a readable file; fix its "
+                        "permissions or start a new run with 'glassloop fit'") from None
     if not isinstance(record, dict) or record.get("config_version") != CONFIG_VERSION:
         found = record.get("config_version") if isinstance(record, dict) else None
-        raise ConfigError(f"{str(config_path)!r} has config_version {found!r}; expected {CONFIG_VERSION}; "
-                          "re-run 'glassloop fit' with this version")
+        raise DataError(f"{str(config_path)!r} has config_version {found!r}; expected {CONFIG_VERSION}; "
+                        "re-run 'glassloop fit' with this version")
+    _check_record(record, config_path)
     return run_dir, record
+
+
+def _check_record(record: dict[str, Any], config_path: Path) -> None:
+    """Every key resume and predict read, with its type and its agreement with the others (a model that does
+    not match the transform would fail deep inside torch)."""
+    from pydantic import ValidationError
+
+    from glassloop.data import FitConfig, TableTransform, config_error
+
+    def bad(problem: str) -> DataError:
+        return DataError(f"{str(config_path)!r} {problem}; expected the config.json 'glassloop fit' wrote; restore "
+                         "it (or undo the edit), or start a new run with 'glassloop fit'")
+
+    def shown(value: Any) -> str:
+        return one_line(repr(value))[:60]
+
+    for key, kind in (("data", str), ("data_sha256", str), ("options", dict), ("transform", dict), ("model", dict),
+                      ("split", dict)):
+        if key not in record:
+            raise bad(f"lacks the key {key!r}")
+        if not isinstance(record[key], kind):
+            raise bad(f"has {key} = {shown(record[key])}, not a {'string' if kind is str else 'JSON object'}")
+    try:
+        options = FitConfig.model_validate(record["options"])
+    except ValidationError as error:
+        raise bad(f"has a bad option: {config_error(error, set(), 'options')}") from None
+    if options.target is None:
+        raise bad("has no options.target")
+    mlflow = record.get("mlflow")
+    if mlflow is not None and not (isinstance(mlflow, dict) and isinstance(mlflow.get("tracking_uri"), (str, type(None)))
+                                   and isinstance(mlflow.get("experiment"), str) and mlflow["experiment"]):
+        raise bad(f"has mlflow = {shown(mlflow)}; expected null or {{\"tracking_uri\": ..., \"experiment\": ...}}")
+    if "streaming" in record and not isinstance(record["streaming"], dict):
+        raise bad(f"has streaming = {shown(record['streaming'])}, not a JSON object")
+    try:
+        transform = TableTransform.from_dict(record["transform"])
+        n_inputs, n_outputs = transform.n_inputs, transform.n_outputs
+        consistent = (transform.task in ("regression", "classification") and isinstance(transform.target, str)
+                      and all(isinstance(f, str) for f in transform.features)
+                      and len(transform.scaler.mean) == len(transform.scaler.std) == n_inputs
+                      and (transform.task == "regression" or n_outputs >= 2)
+                      and (transform.task == "classification" or transform.target_scaler is None
+                           or len(transform.target_scaler.mean) == 1))
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise bad(f"has a malformed transform ({type(error).__name__}: {one_line(str(error))[:80]})") from None
+    if not consistent:
+        raise bad("has an inconsistent transform (task, features, scaler or classes do not agree)")
+    model = record["model"]
+    sizes = [model.get("inputs"), *(model.get("hidden") if isinstance(model.get("hidden"), list) else [None]),
+             model.get("outputs")]
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in sizes):
+        raise bad(f"has model sizes {shown({k: model.get(k) for k in ('inputs', 'hidden', 'outputs')})}; "
+                  "expected positive integers")
+    dropout = model.get("dropout")
+    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+        raise bad(f"has model dropout {shown(dropout)}; expected a number in [0, 1)")
+    if model.get("loss", "mse") not in ("mse", "cross_entropy"):
+        raise bad(f"has model loss {shown(model.get('loss'))}; expected 'mse' or 'cross_entropy'")
+    if (model["inputs"], model["outputs"]) != (n_inputs, n_outputs):
+        raise bad(f"has a model of {model['inputs']} inputs and {model['outputs']} outputs but a transform of "
+                  f"{n_inputs} and {n_outputs}")
+    try:
+        check_model_size(model["inputs"], list(model["hidden"]), model["outputs"], where="model.hidden")
+    except ConfigError as error:
+        raise bad(f"describes an unusable model: {error}") from None
+
+
+def _load_weights(model: Any, path: Path, kind: str | None = None) -> dict[str, Any]:
+    """Load a checkpoint's weights into the model config.json describes; a foreign or mismatched file (e.g. a
+    best.pt copied from another run) is one CheckpointError line, not torch's multi-line report."""
+    import glassloop as gl
+
+    checkpoint = gl.load_checkpoint(path, kind=kind)
+    state = checkpoint.get("model")
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{str(path)!r} holds no model weights; expected a checkpoint written by this run; "
+                              "restore it, or train again with 'glassloop fit'")
+    expected = {key: tuple(value.shape) for key, value in model.state_dict().items()}
+    found = {key: tuple(getattr(value, "shape", ())) for key, value in state.items()}
+    if found != expected:
+        differ = sorted(set(expected) ^ set(found)) or [k for k in expected if expected[k] != found[k]]
+        key = differ[0]
+        raise CheckpointError(
+            f"{str(path)!r} does not match the model in config.json (at {key!r}: checkpoint "
+            f"{found.get(key, 'missing')}, config.json model {expected.get(key, 'missing')}); expected the "
+            "checkpoint this run wrote (not one copied from another run); restore it, or train again with "
+            "'glassloop fit'")
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError, ValueError) as error:  # e.g. a dtype that cannot be copied
+        raise CheckpointError(f"{str(path)!r} cannot be loaded into the model in config.json "
+                              f"({one_line(str(error))[:120]}); expected the checkpoint this run wrote; train "
+                              "again with 'glassloop fit'") from None
+    return checkpoint
 
 
 def resume_main(argv: list[str]) -> int:
@@ -479,32 +695,47 @@ def resume_main(argv: list[str]) -> int:
     parser.add_argument("--no-mlflow", dest="mlflow", action="store_false", help="do not log to MLflow")
     args = parser.parse_args(argv)
     run_dir, record = _read_run(args.run_dir)
-    if not (run_dir / "latest.pt").is_file():
+    latest = run_dir / "latest.pt"
+    if not latest.is_file():
         raise ConfigError(f"{str(run_dir)!r} has no latest.pt; expected a run that trained at least one epoch; "
                           "start it again with 'glassloop fit'")
+    checkpoint = _load_weights(_model_from_record(record), latest, kind="latest")  # foreign/corrupt: one line now
+    if checkpoint.get("finished") and (run_dir / "summary.json").is_file():
+        history = checkpoint.get("history") if isinstance(checkpoint.get("history"), dict) else {}
+        print(f"glassloop resume: run in {run_dir} already finished ({history.get('stop_reason') or 'finished'}); "
+              f"nothing to resume. Its verdict is in {run_dir / 'summary.json'}; to train again, start a new run "
+              "with 'glassloop fit'")
+        return 0
     data_path = Path(record["data"])
     if data_path.is_file() and _sha256(data_path) != record["data_sha256"]:
         raise DataError(f"data file {str(data_path)!r} changed since the run started (sha256 differs); expected the "
                         "same table; restore it, or start a new run with 'glassloop fit'")
-    if record.get("streaming"):  # a streamed run re-streams its data (glassloop.streaming)
-        from glassloop.streaming import resume_streamed
+    try:
+        if record.get("streaming"):  # a streamed run re-streams its data (glassloop.streaming)
+            from glassloop.streaming import resume_streamed
 
-        return resume_streamed(run_dir, record, args.mlflow)
-    from glassloop.data import FitConfig, TableTransform
+            return resume_streamed(run_dir, record, args.mlflow)
+        from glassloop.data import FitConfig, TableTransform
 
-    config = FitConfig.model_validate(record["options"])
-    if not args.mlflow:
-        record["mlflow"] = None
-    prepared = _prepare(data_path, config)
-    if prepared.transform.to_dict() != TableTransform.from_dict(record["transform"]).to_dict():
-        raise DataError(f"the table at {str(data_path)!r} no longer gives the stored transform; expected the same "
-                        "data; start a new run with 'glassloop fit'")
-    prepared.transform = TableTransform.from_dict(record["transform"])
-    _check_core(config.model_copy(update={"mlflow": record["mlflow"] is not None}))
-    return _train_and_report(run_dir, record, prepared, resume=True)
+        config = FitConfig.model_validate(record["options"])
+        if not args.mlflow:
+            record["mlflow"] = None
+        prepared = _prepare(data_path, config)
+        if prepared.transform.to_dict() != TableTransform.from_dict(record["transform"]).to_dict():
+            raise DataError(f"the table at {str(data_path)!r} no longer gives the stored transform; expected the same "
+                            "data; start a new run with 'glassloop fit'")
+        prepared.transform = TableTransform.from_dict(record["transform"])
+        _check_core(config.model_copy(update={"mlflow": record["mlflow"] is not None}))
+        return _train_and_report(run_dir, record, prepared, resume=True)
+    except OSError as error:
+        raise ConfigError(f"writing the run directory {str(run_dir)!r} failed ({os_reason(error)}); expected a "
+                          f"writable disk with free space; fix that, then 'glassloop resume {run_dir}' again") from None
 
 
 # ----------------------------------------------------------------------------------------------- predict
+RUN_FILES = ("config.json", "best.pt", "latest.pt", "summary.json", "history.csv", "curves.png")
+
+
 def predict_main(argv: list[str]) -> int:
     """`glassloop predict DIR NEW.csv [--out preds.csv]`: best.pt + the stored transform -> predictions."""
     parser = ArgumentParser(prog="glassloop predict", allow_abbrev=False,
@@ -519,39 +750,38 @@ def predict_main(argv: list[str]) -> int:
     if not best.is_file():
         raise ConfigError(f"{str(run_dir)!r} has no best.pt; expected a run that finished at least one epoch; "
                           "train it with 'glassloop fit' or 'glassloop resume'")
-    if args.out is not None:
-        target = Path(args.out)
-        if target.is_dir() or not target.resolve().parent.is_dir():
-            raise ConfigError(f"--out {args.out!r} is not a writable file path; expected a CSV path in an existing "
-                              "directory; fix --out")
-    import glassloop as gl
+    target = check_output_file(args.out) if args.out is not None else None  # before any work
+    if target is not None and target.exists():
+        for name, path in [(f"the run's {n}", run_dir / n) for n in RUN_FILES] + [("the table to predict",
+                                                                                  Path(args.data))]:
+            if path.exists() and os.path.samefile(path, target):
+                raise ConfigError(f"--out {args.out!r} is {name}; writing predictions there would destroy it; "
+                                  "expected a new CSV path; choose another --out")
     from glassloop.data import TableTransform, read_table
     from glassloop.streaming import should_stream
 
+    model = _model_from_record(record)
+    _load_weights(model, best)
     if should_stream(Path(args.data), args.stream, args.stream_threshold_mb):  # big Parquet: CSV rows as they come
         from glassloop.streaming import predict_streamed
 
-        model = _model_from_record(record)
-        model.load_state_dict(gl.load_checkpoint(best)["model"])
         return predict_streamed(record, model, Path(args.data), args.out)
     transform = TableTransform.from_dict(record["transform"])
     frame = read_table(args.data)
     inputs = transform.transform(frame, source=repr(args.data))
-    model = _model_from_record(record)
-    model.load_state_dict(gl.load_checkpoint(best)["model"])
     outputs = _outputs(model, inputs)
     result = frame.copy()
     result[f"predicted_{transform.target}"] = transform.decode_predictions(outputs)
     if transform.task == "classification":
         for index, label in enumerate(transform.classes):
             result[f"probability_{label}"] = outputs[:, index]
-    if args.out is None:
+    if target is None:
         try:
             result.to_csv(sys.stdout, index=False)
             sys.stdout.flush()
         except BrokenPipeError:  # `glassloop predict ... | head`: the reader left, which is not an error
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     else:
-        result.to_csv(args.out, index=False)
+        write_output_file(result.to_csv(index=False).encode("utf-8"), target)
         print(f"wrote {len(result)} predictions to {args.out}")
     return 0

@@ -292,3 +292,27 @@ def test_parquet_types_and_missing_feature_rows(tmp_path) -> None:
         data.prepare(table, "y", split="temporal", time_column="when")
     with pytest.raises(DataError, match="12 classes in 12 rows"):
         data.prepare(table.assign(y=[f"c{i}" for i in range(12)]), "y")
+
+
+def test_every_numeric_option_is_bounded() -> None:
+    for flags, message in [({"seed": 99999999999999999999}, "^--seed got 99999999999999999999"),
+                           ({"seed": 2**32}, "^--seed got"), ({"batch_size": 10**20}, "^--batch-size got"),
+                           ({"epochs": 10**7}, "^--epochs got"), ({"patience": 2**70}, "^--patience got"),
+                           ({"lr": 1e300}, "^--lr got"), ({"weight_decay": 1e300}, "^--weight-decay got"),
+                           ({"clip": 1e300}, "^--clip got"), ({"hidden": [8] * 65}, "^--hidden got"),
+                           ({"out": ""}, "^--out got ''"), ({"target": ""}, "^--target got ''")]:
+        with pytest.raises(ConfigError, match=message) as error:
+            data.build_config({}, flags)
+        one_line_error(error)
+    with pytest.raises(ConfigError, match="NUL"):
+        data.build_config({"out": "run\x00x"}, {})
+    assert data.build_config({}, {"seed": 2**32 - 1, "batch_size": 2**31}).seed == 2**32 - 1
+
+
+def test_repeated_column_names_are_refused(tmp_path) -> None:
+    (tmp_path / "t.csv").write_text("x,y,x\n1,2,3\n4,5,6\n7,8,9\n")
+    with pytest.raises(DataError, match="'x' more than once") as error:
+        data.read_table(tmp_path / "t.csv")
+    one_line_error(error)
+    (tmp_path / "t.csv").write_text("x,x.1,y\n1,2,3\n4,5,6\n7,8,9\n")  # pandas' own rename style is a real name
+    assert list(data.read_table(tmp_path / "t.csv").columns) == ["x", "x.1", "y"]

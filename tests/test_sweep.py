@@ -201,6 +201,9 @@ def test_table_summary_best_config_and_csv(tmp_path):
     ({"optimizer": "rmsprop"}, "sgd, adam, adamw"),
     ({"scheduler": "cosine"}, "schedulers"),
     ({"train": [TRAIN[0], TRAIN[1][:10]]}, "rows"),
+    ({"grid": {"seed": [-3]}}, "seed=-3"),
+    ({"grid": {"seed": [2**64]}}, "seed=18446744073709551616"),
+    ({"batch_size": 10**20}, "batch_size=100000000000000000000"),
 ])
 def test_bad_input_is_a_config_error(kwargs, message):
     options = {"train": TRAIN, "val": VAL, "grid": {"seed": [0]}, "epochs": 1, "verbose": False} | kwargs
@@ -284,3 +287,64 @@ def test_plain_adam_fallback_equals_the_fused_kernel(name):
         plain.step()
     torch.testing.assert_close(plain_weights, fused_weights, rtol=1e-6, atol=1e-7)
     assert (fused_weights - start).abs().max() > 1e-2
+
+
+# ------------------------------------------------------------------------------------------- reviewer's gaps
+@pytest.fixture
+def no_training(monkeypatch):
+    """Bad input must be found before any configuration trains: gl.sweep itself fails the test if reached."""
+    module = sys.modules["glassloop.sweep"]
+
+    def trained(*args, **kwargs):
+        raise AssertionError("the sweep trained before the bad input was found")
+
+    monkeypatch.setattr(module, "sweep", trained)
+
+
+@pytest.mark.parametrize("argv", [
+    ["--out", "DIR"], ["--out", "/proc/glassloop-test.csv"], ["--out", "/dev/full"], ["--out", ""],
+    ["--out", "missing/table.csv"], ["--mlflow", "bogus://x"], ["--mlflow", "sqlite:/no-slashes.db"],
+    ["--mlflow", "http://"], ["--seeds", "1e20"], ["--seeds", "100000000000000000000"], ["--seeds", "-3"],
+    ["--seeds", "0"], ["--seeds", "3,3"], ["--seeds", str(2**32)], ["--batch-size", "100000000000000000000"],
+    ["--batch-size", "0"], ["--epochs", "0"], ["--epochs", str(10**12)], ["--patience", "-1"],
+    ["--lr", "1e-3,,2"], ["--lr", "1e-3,1e-3"], ["--lr", ""], ["--lr", "nan"], ["--weight-decay", "0.1,inf"],
+    ["--seeds", "5000", "--lr", "1e-3,2e-3,3e-3"],
+])
+def test_cli_bad_input_is_found_before_training(argv, tmp_path, capsys, no_training):
+    from glassloop.cli import main
+
+    if any(a.startswith(("/proc", "/dev")) for a in argv) and not Path("/proc/self").is_dir():
+        pytest.skip("needs Linux /proc and /dev")
+    (tmp_path / "DIR").mkdir()
+    argv = [str(tmp_path / a) if a in ("DIR", "missing/table.csv") else a for a in argv]
+    assert main(["sweep", "--workload", "linreg", "--quiet", *argv]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and err.startswith("glassloop sweep: error: "), err
+    assert "Traceback" not in err and [p.name for p in tmp_path.iterdir()] == ["DIR"]
+
+
+def test_cli_refuses_a_model_too_big_without_building_it(tmp_path, capsys, no_training):
+    from glassloop.cli import main
+
+    rows = "".join(f"{i},{i % 3},{2 * i}\n" for i in range(20))
+    (tmp_path / "t.csv").write_text("a,b,y\n" + rows)
+    assert main(["sweep", str(tmp_path / "t.csv"), "--target", "y", "--hidden", "65536,65536"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "parameters" in err
+    assert main(["sweep", str(tmp_path / "t.csv"), "--target", "y", "--out", str(tmp_path / "t.csv")]) == 2
+    assert "DATA table itself" in capsys.readouterr().err and (tmp_path / "t.csv").read_text().endswith(rows)
+
+
+def test_cli_table_is_written_atomically(tmp_path, capsys, monkeypatch):
+    import glassloop.checkpoint
+    from glassloop.cli import main
+
+    def full(data, path):
+        raise OSError(28, "No space left on device", str(path))
+
+    monkeypatch.setattr(glassloop.checkpoint, "write_file", full)
+    out = tmp_path / "table.csv"
+    assert main(["sweep", "--workload", "linreg", "--seeds", "1", "--epochs", "1", "--quiet", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "No space left on device" in err and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []

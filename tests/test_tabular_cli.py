@@ -320,3 +320,205 @@ def assert_rejected_cleanly(content: bytes, extra: list[str], config: str | None
         assert sorted(p.name for p in root.iterdir()) == before
         if out_exists:
             assert list((root / "out").iterdir()) == []
+
+
+# ------------------------------------------------------------------------------------------- reviewer's gaps
+# Each is bad input: exit 2, exactly one stderr line, no traceback, and nothing written or changed.
+def assert_one_line(code: int, stderr: str, command: str) -> None:
+    assert code == 2, stderr
+    assert len(stderr.strip().splitlines()) == 1 and stderr.startswith(f"glassloop {command}: error: "), stderr
+    assert "Traceback" not in stderr
+
+
+def small_table(path: Path, features: int = 2) -> Path:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, features))
+    frame = pd.DataFrame(x, columns=[f"x{i}" for i in range(features)])
+    frame["y"] = x @ np.arange(1.0, features + 1) + 0.1 * rng.normal(size=40)
+    frame.to_csv(path, index=False)
+    return path
+
+
+SMALL_FIT = ["--target", "y", "--no-mlflow", "--baselines", "linear", "--hidden", "4", "--epochs", "2"]
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory) -> Path:
+    """A finished run (2 epochs of a tiny MLP): copied by every test that edits it."""
+    root = tmp_path_factory.mktemp("small")
+    code, _, stderr = run_in_process("fit", str(small_table(root / "t.csv")), "--out", str(root / "run"), *SMALL_FIT)
+    assert code == 0, stderr
+    return root / "run"
+
+
+def snapshot(directory: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(directory.iterdir()) if p.is_file()}
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc (mkdir fails there even for root)")
+@pytest.mark.parametrize("out", ["/proc/glassloop-test-run", "/proc/glassloop-test/a/b"])
+def test_fit_out_that_mkdir_refuses_is_one_line(tmp_path, out: str) -> None:
+    code, _, stderr = run_in_process("fit", str(small_table(tmp_path / "t.csv")), "--out", out, *SMALL_FIT)
+    assert_one_line(code, stderr, "fit")
+    assert out in stderr and "choose another --out" in stderr
+
+
+@pytest.mark.parametrize("failing", ["config.json", "training"])
+def test_fit_oserror_removes_every_directory_it_created(tmp_path, monkeypatch, failing: str) -> None:
+    import glassloop as gl
+    import glassloop.checkpoint
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    if failing == "config.json":
+        monkeypatch.setattr(glassloop.checkpoint, "write_file", full)
+    else:
+        monkeypatch.setattr(gl, "fit", full)
+    table = small_table(tmp_path / "t.csv")
+    code, _, stderr = run_in_process("fit", str(table), "--out", str(tmp_path / "a" / "b" / "run"), *SMALL_FIT)
+    assert_one_line(code, stderr, "fit")
+    assert "No space left on device" in stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.csv"]  # a/ and a/b/ went too
+
+
+@pytest.mark.parametrize("extra", [
+    ["--seed", "99999999999999999999"], ["--seed", str(2**32)], ["--seed", "-1"],
+    ["--batch-size", "100000000000000000000"], ["--batch-size", "1e20"], ["--batch-size", "-5"],
+    ["--epochs", "10000000"], ["--patience", str(2**70)], ["--lr", "1e300"], ["--weight-decay", "1e300"],
+    ["--clip", "1e300"], ["--hidden", "65536,65536"], ["--hidden", ",".join(["8"] * 65)], ["--experiment", ""],
+])
+def test_huge_or_negative_numbers_are_refused_before_anything_is_written(extra: list[str]) -> None:
+    table = pd.DataFrame({"x": np.arange(12.0), "y": np.arange(12.0) ** 2})
+    for out_exists in (False, True):
+        assert_rejected_cleanly(table.to_csv(index=False).encode(), extra, None, out_exists)
+
+
+@pytest.mark.parametrize("out", ["/proc/glassloop-test.csv", "/dev/full", "DIR", "", "missing/p.csv",
+                                 "RUN/config.json", "RUN/best.pt", "DATA"])
+def test_predict_out_that_cannot_be_written_is_one_line(small_run, tmp_path, out: str) -> None:
+    if out.startswith(("/proc", "/dev")) and not Path(out).parent.is_dir():
+        pytest.skip("needs Linux /proc and /dev")
+    (tmp_path / "DIR").mkdir()
+    table = small_run.parent / "t.csv"
+    target = out.replace("RUN", str(small_run)).replace("DATA", str(table))
+    if not target.startswith("/"):
+        target = str(tmp_path / target) if target else ""
+    before, table_before = snapshot(small_run), table.read_bytes()
+    code, stdout, stderr = run_in_process("predict", str(small_run), str(table), "--out", target)
+    assert_one_line(code, stderr, "predict")
+    assert stdout == "" and snapshot(small_run) == before and table.read_bytes() == table_before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["DIR"]
+
+
+def test_predict_writes_atomically(small_run, tmp_path, monkeypatch) -> None:
+    import glassloop.checkpoint
+
+    table, target = small_run.parent / "t.csv", tmp_path / "preds.csv"
+    real = glassloop.checkpoint.write_file
+
+    def full(data: bytes, path: Path) -> None:  # the disk fills after half the bytes
+        temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        temporary.write_bytes(data[: len(data) // 2])
+        temporary.unlink()
+        raise OSError(28, "No space left on device", str(path))
+
+    monkeypatch.setattr(glassloop.checkpoint, "write_file", full)
+    code, _, stderr = run_in_process("predict", str(small_run), str(table), "--out", str(target))
+    assert_one_line(code, stderr, "predict")
+    assert "No space left on device" in stderr and list(tmp_path.iterdir()) == []
+    monkeypatch.setattr(glassloop.checkpoint, "write_file", real)
+    target.write_text("old\n")
+    code, stdout, stderr = run_in_process("predict", str(small_run), str(table), "--out", str(target))
+    assert code == 0, stderr
+    assert len(pd.read_csv(target)) == 40 and [p.name for p in tmp_path.iterdir()] == ["preds.csv"]
+
+
+def _edit(key: str, value):
+    def apply(record: dict) -> None:
+        *parents, last = key.split(".")
+        for part in parents:
+            record = record[part]
+        if value is KeyError:
+            del record[last]
+        else:
+            record[last] = value
+    return apply
+
+
+CORRUPT_CONFIGS = {
+    "no data": _edit("data", KeyError),
+    "no target": _edit("options.target", KeyError),
+    "no options": _edit("options", KeyError),
+    "epochs text": _edit("options.epochs", "x"),
+    "seed huge": _edit("options.seed", 2**70),
+    "options a list": _edit("options", []),
+    "model inputs": _edit("model.inputs", 7),
+    "model hidden text": _edit("model.hidden", "64"),
+    "model huge": _edit("model.hidden", [65536, 65536]),
+    "transform features": _edit("transform.features", KeyError),
+    "transform scaler": _edit("transform.scaler", "x"),
+    "mlflow": _edit("mlflow", 5),
+    "not json": b"{not json",
+    "binary": bytes(range(256)),
+    "a list": b"[1, 2]",
+}
+
+
+@pytest.mark.parametrize("command", ["resume", "predict"])
+@pytest.mark.parametrize("case", list(CORRUPT_CONFIGS))
+def test_hand_edited_or_corrupt_config_json_is_one_line(small_run, tmp_path, command: str, case: str) -> None:
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(small_run, run)
+    edit = CORRUPT_CONFIGS[case]
+    if isinstance(edit, bytes):
+        (run / "config.json").write_bytes(edit)
+    else:
+        record = json.loads((run / "config.json").read_text())
+        edit(record)
+        (run / "config.json").write_text(json.dumps(record))
+    before = snapshot(run)
+    args = [command, str(run)] + ([str(small_run.parent / "t.csv")] if command == "predict" else [])
+    code, stdout, stderr = run_in_process(*args)
+    assert_one_line(code, stderr, command)
+    assert "config.json" in stderr and stdout == "" and snapshot(run) == before
+
+
+@pytest.mark.parametrize("name", ["best.pt", "latest.pt"])
+def test_checkpoint_from_another_model_is_one_line(small_run, tmp_path, name: str) -> None:
+    import shutil
+
+    from glassloop.checkpoint import atomic_save, envelope
+
+    run = tmp_path / "run"
+    shutil.copytree(small_run, run)
+    kind = name.removesuffix(".pt")
+    atomic_save(envelope(kind, model=torch.nn.Linear(5, 3).state_dict(), finished=False), run / name)
+    before = snapshot(run)
+    command = "predict" if name == "best.pt" else "resume"
+    args = [command, str(run)] + ([str(small_run.parent / "t.csv")] if command == "predict" else [])
+    code, stdout, stderr = run_in_process(*args)
+    assert_one_line(code, stderr, command)
+    assert name in stderr and "does not match the model in config.json" in stderr
+    assert stdout == "" and snapshot(run) == before
+
+
+def test_resuming_a_finished_run_touches_nothing(small_run, tmp_path) -> None:
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(small_run, run)
+    before = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in run.iterdir()}
+    code, stdout, stderr = run_in_process("resume", str(run))
+    assert code == 0 and stderr == "", stderr
+    assert "already finished (" in stdout and "nothing to resume" in stdout
+    assert {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in run.iterdir()} == before
+
+
+def test_fit_refuses_repeated_column_names(tmp_path) -> None:
+    (tmp_path / "t.csv").write_text("x,x,y\n" + "".join(f"{i},{i * 2},{i * 3}\n" for i in range(12)))
+    code, _, stderr = run_in_process("fit", str(tmp_path / "t.csv"), "--out", str(tmp_path / "out"), *SMALL_FIT)
+    assert_one_line(code, stderr, "fit")
+    assert "'x' more than once" in stderr and not (tmp_path / "out").exists()
