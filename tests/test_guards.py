@@ -466,3 +466,12 @@ def test_finished_latest_records_why_it_ended(ssa_small, tmp_path, capsys):
     assert gl.load_checkpoint(tmp_path / "latest.pt")["history"]["stop_reason"] == "completed 2 epochs"
     _run(tmp_path, ssa_small, epochs=2)
     assert "already finished (completed 2 epochs)" in capsys.readouterr().out
+
+
+def test_resume_refuses_a_run_with_other_settings(ssa_small, tmp_path):
+    (x, y), val = ssa_small
+    gl.fit(mlp(0), (x, y), val=val, epochs=2, batch_size=32, seed=1, callbacks=[gl.Checkpoint(tmp_path)],
+           verbose=False)
+    with pytest.raises(CheckpointError, match=r"batch_size=32 but this fit has batch_size=16"):
+        gl.fit(mlp(0), (x, y), val=val, epochs=4, batch_size=16, seed=1,
+               callbacks=[gl.Checkpoint(tmp_path, resume=True)], verbose=False)

@@ -69,6 +69,7 @@ class Checkpoint:
         self.writer = FileWriter()
 
     def restore(self, state: Any, checkpoint: dict[str, Any]) -> None:
+        self.check_same_run(state.config, checkpoint["config"])
         unwrap(state.model).load_state_dict(checkpoint["model"])
         state.optimizer.load_state_dict(checkpoint["optimizer"])
         if state.scheduler is not None and checkpoint["scheduler"] is not None:
@@ -91,6 +92,17 @@ class Checkpoint:
         else:
             state.history.stop_reason = None  # it said "interrupted"; the run goes on
             state.history.signal = None
+
+    # What must not change between a run and its resume (else "resume" silently trains something else).
+    SAME_RUN_KEYS = ("model_class", "parameters", "loss", "optimizer", "batch_size", "shuffle", "seed", "train_size",
+                     "scheduler", "compute_loss")
+
+    def check_same_run(self, current: dict[str, Any], saved: dict[str, Any]) -> None:
+        for key in self.SAME_RUN_KEYS:
+            if key in saved and saved[key] != current.get(key):
+                raise CheckpointError(
+                    f"{self.latest_path} belongs to a run with {key}={saved[key]!r} but this fit has "
+                    f"{key}={current.get(key)!r}; resume with the same settings, or use a new run directory")
 
     def save_latest(self, state: Any, finished: bool, partial_epoch: Any = None) -> None:
         scheduler = state.scheduler.state_dict() if state.scheduler is not None else None
