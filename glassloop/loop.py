@@ -32,7 +32,8 @@ def fit(model: torch.nn.Module, train: Any, val: Any = None, loss: Any = "mse", 
 
 
 def heartbeat(run: Run) -> History:
-    state, model, optimizer, hooks = run.state, run.model, run.optimizer, run.callbacks
+    state, model, hooks = run.state, run.model, run.callbacks
+    step = run.optimizer_step  # optimizer.step (for a fused Adam built by name: its kernel, called directly)
     try:
         hooks("on_fit_start", state)  # a resuming Checkpoint restores everything here
         while state.epoch < run.epochs and not state.should_stop:
@@ -58,7 +59,7 @@ def heartbeat(run: Run) -> History:
                     state.stop(run.nonfinite_reason(loss_value, norm_value, len(losses)))
                     losses.append(loss_value)
                     break
-                optimizer.step()                                            # 6. update the weights
+                step()                                                      # 6. optimizer.step(): update
                 if run.per_batch_schedule:
                     run.scheduler.step()                                    #    onecycle/warmup: every step
                 losses.append(loss_value)

@@ -24,6 +24,7 @@ from glassloop.distributed import is_main_process  # noqa: F401 - part of this m
 from glassloop.errors import ConfigError
 from glassloop.events import EVENTS, CallbackList
 from glassloop.schedules import (
+    fast_step,
     is_plateau,
     make_loss,
     make_optimizer,
@@ -289,6 +290,7 @@ class Run:
         self.optimizer = make_optimizer(options["optimizer"], self.parameters, options["lr"], options["momentum"],
                                         options["weight_decay"])
         check_optimizer_owns_model(self.optimizer, self.parameters)
+        self.optimizer_step = fast_step(self.optimizer, built_here=options["optimizer"] is not self.optimizer)
         # What the optimizer updates is what gets cleared, measured and clipped (it may hold extra tensors).
         self.parameters = [p for group in self.optimizer.param_groups for p in group["params"]]
         self.scheduler = make_scheduler(options["scheduler"], self.optimizer, self.epochs, len(self.train))

@@ -427,3 +427,31 @@ def test_evaluate_means_per_row_for_summed_and_custom_losses():
     batches = [(x[:8193], y[:8193]), (x[8193:], y[8193:])]  # uneven batches: a plain mean of means is wrong
     custom = gl.evaluate(model, batches, compute_loss=lambda m, b: ((m(b[0]) - b[1]) ** 2).mean())["loss"]
     assert custom == pytest.approx(true_mse, rel=1e-5)
+
+
+@pytest.mark.parametrize("name,cls", [("adam", torch.optim.Adam), ("adamw", torch.optim.AdamW)])
+def test_named_adam_fast_step_equals_torch_optimizer_step_bitwise(ssa_small, name, cls):
+    # gl.fit calls the fused kernel directly for the Adam it builds; torch's own step must give the same bits.
+    (x, y), _ = ssa_small
+    model = mlp(2)
+    gl.fit(model, (x, y), optimizer=name, lr=3e-3, weight_decay=0.01, scheduler="cosine", epochs=3, batch_size=40,
+           seed=4, verbose=False)
+    reference = mlp(2)
+    optimizer = cls(reference.parameters(), lr=3e-3, weight_decay=0.01, fused=True)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=3, eta_min=3e-5)
+    gl.fit(reference, (x, y), optimizer=optimizer, scheduler=scheduler, epochs=3, batch_size=40, seed=4,
+           verbose=False)
+    for a, b in zip(model.parameters(), reference.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_optimizer_step_hooks_still_fire_for_a_named_optimizer(ssa_small):
+    (x, y), _ = ssa_small
+    calls = []
+
+    class Hook:
+        def on_fit_start(self, state):
+            state.optimizer.register_step_post_hook(lambda optimizer, args, kwargs: calls.append(1))
+
+    gl.fit(mlp(0), (x, y), optimizer="adam", epochs=1, batch_size=100, callbacks=[Hook()], verbose=False)
+    assert len(calls) == 4
