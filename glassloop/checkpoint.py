@@ -38,6 +38,17 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
         model = inner
 
 
+def snapshot(value: Any) -> Any:
+    """A copy of a nested dict/list/tuple with every tensor cloned (training goes on mutating the originals)."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().clone()
+    if isinstance(value, dict):
+        return type(value)((key, snapshot(item)) for key, item in value.items())
+    if isinstance(value, (list, tuple)):
+        return type(value)(snapshot(item) for item in value)
+    return value
+
+
 def pack(payload: dict[str, Any]) -> dict[str, Any]:
     """Gather every tensor of a nested payload into one flat buffer per dtype.
 

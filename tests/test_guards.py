@@ -475,3 +475,26 @@ def test_resume_refuses_a_run_with_other_settings(ssa_small, tmp_path):
     with pytest.raises(CheckpointError, match=r"batch_size=32 but this fit has batch_size=16"):
         gl.fit(mlp(0), (x, y), val=val, epochs=4, batch_size=16, seed=1,
                callbacks=[gl.Checkpoint(tmp_path, resume=True)], verbose=False)
+
+
+def test_every_seconds_writes_latest_less_often_and_still_resumes_exactly(ssa_small, tmp_path):
+    (x, y), val = ssa_small
+
+    def run(callbacks):
+        torch.manual_seed(5)
+        model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1))
+        return model, gl.fit(model, (x, y), val=val, epochs=6, batch_size=100, seed=2, verbose=False,
+                             callbacks=callbacks)
+
+    reference, ref_history = run([])
+    with pytest.raises(gl.CallbackError):
+        run([CrashAt(4), gl.Checkpoint(tmp_path, every_seconds=1e9)])
+    latest = gl.load_checkpoint(tmp_path / "latest.pt")
+    assert latest["epoch"] == 1  # only the first epoch was written before the crash
+    assert gl.load_checkpoint(tmp_path / "best.pt")["epoch"] >= latest["history"]["best_epoch"]
+    resumed, history = run([gl.Checkpoint(tmp_path, resume=True, every_seconds=1e9)])
+    assert _strip(history) == _strip(ref_history)
+    for a, b in zip(reference.state_dict().values(), resumed.state_dict().values()):
+        assert torch.equal(a, b)
+    assert gl.load_checkpoint(tmp_path / "latest.pt")["finished"]
+    assert gl.load_checkpoint(tmp_path / "best.pt")["epoch"] == history.best_epoch

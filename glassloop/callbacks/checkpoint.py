@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from glassloop.checkpoint import (
     pack,
     rng_states,
     set_rng_states,
+    snapshot,
     unwrap,
 )
 from glassloop.distributed import is_main_process
@@ -42,11 +44,18 @@ class Checkpoint:
     band = "checkpoint"
 
     def __init__(self, run_dir: str | Path, resume: bool = False, save_best: bool = True,
-                 plot: bool = True) -> None:
+                 plot: bool = True, every_seconds: float = 0.0) -> None:
+        if isinstance(every_seconds, bool) or not isinstance(every_seconds, (int, float)) or not every_seconds >= 0:
+            raise CheckpointError(f"Checkpoint every_seconds={every_seconds!r} must be a number >= 0")
         self.run_dir = Path(run_dir)
         self.resume = resume
         self.save_best = save_best
         self.plot = plot
+        # 0: latest.pt after every epoch. For epochs of a few milliseconds, a few seconds here bounds the cost; a
+        # crash then resumes from an older epoch (still exactly). The last epoch, stops and signals always write.
+        self.every_seconds = float(every_seconds)
+        self.last_write = float("-inf")
+        self.pending_best: dict[str, Any] | None = None  # the newest best epoch not yet on disk
         self._csv_columns: list[str] | None = None  # history.csv's header as last written
         self.writer: FileWriter | None = None
 
@@ -127,20 +136,30 @@ class Checkpoint:
         if not is_main_process():
             return  # under DDP every rank restores from the files, only rank 0 writes them
         record = state.record
-        # best.pt first: a kill between the two writes must not leave a latest.pt whose history names a best
-        # epoch that best.pt never received (a resume would not write it again).
         if self.save_best and state.history.best_epoch == record["epoch"]:
             # best.pt stays a plain dict: torch.load(path, weights_only=True)["model"] is a state_dict
-            self.writer.submit(envelope("best", model=unwrap(state.model).state_dict(), epoch=record["epoch"],
-                                        record=dict(record), monitor=state.history.monitor, config=state.config),
-                               self.best_path)
+            weights = unwrap(state.model).state_dict()  # copied only when its write may wait for a later epoch
+            self.pending_best = envelope("best", model=snapshot(weights) if self.every_seconds else weights,
+                                         epoch=record["epoch"], record=dict(record), monitor=state.history.monitor,
+                                         config=state.config)
         self.append_history_row(state)
-        if state.extra.get("nonfinite"):
-            return  # keep the last good latest.pt: these weights are fine but resuming would hit NaN again
         stopping = state.should_stop
         interrupted = bool(state.extra.get("signal"))  # read after should_stop: a signal sets it first
         finished = (stopping and not interrupted) or record["epoch"] + 1 >= state.epochs
-        self.save_latest(state, finished=finished)
+        now = time.monotonic()
+        if not (finished or stopping or now - self.last_write >= self.every_seconds):
+            return
+        self.last_write = now
+        # best.pt first: a kill between the two writes must not leave a latest.pt whose history names a best
+        # epoch that best.pt never received (a resume would not write it again).
+        self.write_pending_best()
+        if not state.extra.get("nonfinite"):  # else keep the last good latest.pt: a resume would hit NaN again
+            self.save_latest(state, finished=finished)
+
+    def write_pending_best(self) -> None:
+        if self.pending_best is not None:
+            self.writer.submit(self.pending_best, self.best_path)
+            self.pending_best = None
 
     def append_history_row(self, state: Any) -> None:
         """history.csv grows by one line an epoch (rewritten whole when the columns change, e.g. after a resume)."""
@@ -157,6 +176,7 @@ class Checkpoint:
     def on_fit_end(self, state: Any) -> None:
         if not is_main_process():
             return
+        self.write_pending_best()
         if "partial_epoch" in state.extra:  # interrupted mid-epoch: save the position to continue from
             self.save_latest(state, finished=False, partial_epoch=state.extra["partial_epoch"])
         self.close()
@@ -167,6 +187,8 @@ class Checkpoint:
 
     def on_exception(self, state: Any) -> None:
         try:
+            if self.writer is not None:
+                self.write_pending_best()  # a completed epoch's weights: still the best, still worth keeping
             self.close()  # what was handed over before the error still lands on disk
         except OSError as error:  # the run's own error matters more; say what the disk did and go on
             print(f"glassloop: warning: a checkpoint write failed too: {error}", file=sys.stderr)
