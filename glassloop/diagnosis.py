@@ -546,7 +546,7 @@ def _findings(
             if plateau is not None:
                 problems.append(plateau)
     if not problems:
-        problems.append(_healthy(train, val, diagnosis))
+        problems.append(_healthy(train, val, diagnosis, curves))
     return [*problems, *notes]
 
 
@@ -784,7 +784,7 @@ def _plateau(curve: _Curve, curves: Curves) -> Finding | None:
     )
 
 
-def _healthy(train: _Curve | None, val: _Curve | None, diagnosis: Diagnosis) -> Finding:
+def _healthy(train: _Curve | None, val: _Curve | None, diagnosis: Diagnosis, curves: Curves) -> Finding:
     parts = []
     for curve in (train, val):
         if curve is not None:
@@ -798,9 +798,16 @@ def _healthy(train: _Curve | None, val: _Curve | None, diagnosis: Diagnosis) -> 
         "healthy",
         "info",
         f"the losses fell and levelled off together ({', '.join(parts)}){gap}{best}.",
-        "Nothing to fix. Use the best epoch's weights (best.pt); cosine annealing on top is usually a free "
-        "improvement (scheduler='cosine').",
+        "Nothing to fix. Use the best epoch's weights (best.pt)"
+        + ("." if _lr_changed(curves) else "; cosine annealing on top is usually a free improvement "
+           "(scheduler='cosine')."),
     )
+
+
+def _lr_changed(curves: Curves) -> bool:
+    """A schedule is already at work when the recorded learning rate moved."""
+    lrs = [v for v in curves.columns.get("lr", []) if v is not None and math.isfinite(v)]
+    return len(set(lrs)) > 1
 
 
 def _no_validation() -> Finding:
