@@ -409,8 +409,12 @@ class ExprRules:
             for mult in (n for n in ast.walk(scope) if isinstance(n, ast.BinOp) and isinstance(n.op, ast.Mult)):
                 sides = (mult.left, mult.right)
                 for gamma_side, other in (sides, sides[::-1]):
-                    if not any(isinstance(n, ast.Name | ast.Attribute) and GAMMA.search(dotted(n) or "")
-                               for n in ast.walk(gamma_side)):
+                    named_gamma = any(isinstance(n, ast.Name | ast.Attribute) and GAMMA.search(dotted(n) or "")
+                                      for n in ast.walk(gamma_side))
+                    # `r + 0.99 * target_net(s2)`: a literal discount in front of a target network's output
+                    literal_gamma = isinstance(gamma_side, ast.Constant) and isinstance(gamma_side.value, float) \
+                        and 0 < gamma_side.value < 1 and re.search(r"target|tgt", event.obj or "", re.I)
+                    if not (named_gamma or literal_gamma):
                         continue
                     inside = any(n is node for n in ast.walk(other))
                     uses = {n.id for n in ast.walk(other) if isinstance(n, ast.Name)} & targets
@@ -485,7 +489,7 @@ class ExprRules:
                 normalising = name in ("fit", "fit_transform") or any(
                     isinstance(n, ast.BinOp) and isinstance(n.op, ast.Sub | ast.Div) for n in ast.walk(node.value)) \
                     or any(re.search(r"mean|std|mu|sigma|min|max|scale", dotted(t) or "", re.I)
-                           for t in node.targets)
+                           for target in node.targets for t in ast.walk(target))  # also `mean, std = ...`
                 if normalising and self._split_after(data, node.lineno, splits):
                     flagged.add(data)
                     self.emit(node.lineno, "GL118", f"statistics of {data}")

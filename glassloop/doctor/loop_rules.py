@@ -10,7 +10,7 @@ from glassloop.doctor.flow import Event, Flow
 from glassloop.doctor.symbols import EPOCH_SCHEDULERS, Symbols, callee, kwarg
 
 Emit = Callable[[int, str, str], None]
-VAL_NAME = re.compile(r"val|valid|test|dev|holdout|eval", re.I)
+VAL_NAME = re.compile(r"val|valid|test|dev|holdout|eval|^[a-z]{1,2}_?(v|te|tst)$", re.I)  # X_val, Xv, x_te
 VAL_FUNC = re.compile(r"eval|valid|test", re.I)
 NOT_TRAINED = re.compile(r"target|tgt|teacher|ema|frozen|pretrained", re.I)
 
