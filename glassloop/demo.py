@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 import glassloop as gl
+from glassloop.checkpoint import write_file
 from glassloop.cli import ArgumentParser
 from glassloop.errors import ConfigError
 from glassloop.workloads import mlp, ssa
@@ -74,7 +75,7 @@ def main(argv: list[str]) -> int:
                "stop_reason": history.stop_reason, "network": network, "baselines": baselines, "verdict": verdict,
                "diagnosis": history.diagnose().to_dict(), "mlflow_run_id": getattr(logger, "run_id", None),
                "tracking_uri": tracking_uri if logger else None}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    write_file(json.dumps(summary, indent=2, default=str).encode(), out / "summary.json")
 
     print(f"\nRun directory: {out}/  (latest.pt, best.pt, history.csv, curves.png, summary.json)")
     print(f"Resume it:     glassloop demo --out {out}   (after a crash or Ctrl-C; in Python: "

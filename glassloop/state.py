@@ -61,13 +61,13 @@ class History:
             writer.writerow({k: ("" if v is None else v) for k, v in record.items()})
         text = buffer.getvalue()
         if path is not None:
-            Path(path).write_text(text)
+            _write_atomically(text, Path(path))
         return text
 
     def to_json(self, path: str | Path | None = None) -> str:
         text = json.dumps(self.state_dict(), indent=2, default=float)
         if path is not None:
-            Path(path).write_text(text)
+            _write_atomically(text, Path(path))
         return text
 
     def state_dict(self) -> dict[str, Any]:
@@ -101,6 +101,12 @@ class History:
         from glassloop.diagnosis import diagnose
 
         return diagnose(self)
+
+
+def _write_atomically(text: str, path: Path) -> None:
+    from glassloop.checkpoint import write_file  # temp file, fsync, os.replace: never a half-written file
+
+    write_file(text.encode(), path)
 
 
 @dataclass
