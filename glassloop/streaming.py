@@ -567,13 +567,7 @@ def _train_and_report(out: Path, record: dict[str, Any], prepared: StreamPrepare
     val = ParquetBatches(prepared.path, transform, max(options["batch_size"], VAL_BATCH_ROWS), prepared.split, "val",
                          seed=options["seed"], shuffle=False, n_rows=prepared.split_info["val_rows"],
                          columns=prepared.columns)
-    callbacks: list[Any] = [gl.EarlyStopping(patience=options["patience"]), gl.Checkpoint(out, resume=resume)]
-    logger = None
-    if record["mlflow"] is not None:
-        logger = gl.MLflowLogger(experiment=record["mlflow"]["experiment"],
-                                 tracking_uri=record["mlflow"]["tracking_uri"],
-                                 run_name=out.resolve().name + ("-resumed" if resume else ""))
-        callbacks.append(logger)
+    callbacks, logger = tabular.run_callbacks(out, record, resume)
     history = gl.fit(
         model, train, val,
         loss=record["model"]["loss"], optimizer=options["optimizer"], lr=options["lr"],

@@ -403,6 +403,21 @@ def _network_metrics(model: Any, prepared: Any) -> dict[str, float]:
 
 
 # ----------------------------------------------------------------------------------------------- training
+def run_callbacks(out: Path, record: dict[str, Any], resume: bool) -> tuple[list[Any], Any]:
+    """Early stopping, checkpoints in the run directory and (unless --no-mlflow) the MLflow logger."""
+    import glassloop as gl
+
+    options = record["options"]
+    callbacks: list[Any] = [gl.EarlyStopping(patience=options["patience"]), gl.Checkpoint(out, resume=resume)]
+    logger = None
+    if record["mlflow"] is not None:
+        logger = gl.MLflowLogger(experiment=record["mlflow"]["experiment"],
+                                 tracking_uri=record["mlflow"]["tracking_uri"],
+                                 run_name=out.resolve().name + ("-resumed" if resume else ""))
+        callbacks.append(logger)
+    return callbacks, logger
+
+
 def network_summary(network: dict[str, float], spec: dict[str, Any], history: Any, task: str) -> dict[str, Any]:
     """The network's part of summary.json (shared with the streamed path)."""
     return {
@@ -433,13 +448,7 @@ def _train_and_report(out: Path, record: dict[str, Any], prepared: Any, resume: 
     model = _model_from_record(record)
     train = to_tensors(prepared.train_x, prepared.train_y, prepared.transform)
     val = to_tensors(prepared.val_x, prepared.val_y, prepared.transform)
-    callbacks: list[Any] = [gl.EarlyStopping(patience=options["patience"]), gl.Checkpoint(out, resume=resume)]
-    logger = None
-    if record["mlflow"] is not None:
-        logger = gl.MLflowLogger(experiment=record["mlflow"]["experiment"],
-                                 tracking_uri=record["mlflow"]["tracking_uri"],
-                                 run_name=out.resolve().name + ("-resumed" if resume else ""))
-        callbacks.append(logger)
+    callbacks, logger = run_callbacks(out, record, resume)
     history = gl.fit(
         model, train, val,
         loss=record["model"].get("loss", "cross_entropy" if task == "classification" else "mse"),  # logits vs

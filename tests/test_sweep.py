@@ -313,8 +313,6 @@ def no_training(monkeypatch):
 def test_cli_bad_input_is_found_before_training(argv, tmp_path, capsys, no_training):
     from glassloop.cli import main
 
-    if any(a.startswith(("/proc", "/dev")) for a in argv) and not Path("/proc/self").is_dir():
-        pytest.skip("needs Linux /proc and /dev")
     (tmp_path / "DIR").mkdir()
     argv = [str(tmp_path / a) if a in ("DIR", "missing/table.csv") else a for a in argv]
     assert main(["sweep", "--workload", "linreg", "--quiet", *argv]) == 2

@@ -397,8 +397,6 @@ def test_huge_or_negative_numbers_are_refused_before_anything_is_written(extra: 
 @pytest.mark.parametrize("out", ["/proc/glassloop-test.csv", "/dev/full", "DIR", "", "missing/p.csv",
                                  "RUN/config.json", "RUN/best.pt", "DATA"])
 def test_predict_out_that_cannot_be_written_is_one_line(small_run, tmp_path, out: str) -> None:
-    if out.startswith(("/proc", "/dev")) and not Path(out).parent.is_dir():
-        pytest.skip("needs Linux /proc and /dev")
     (tmp_path / "DIR").mkdir()
     table = small_run.parent / "t.csv"
     target = out.replace("RUN", str(small_run)).replace("DATA", str(table))
