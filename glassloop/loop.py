@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from glassloop.setup import Run, clear_gradients, prepare
+from glassloop.setup import Run, clear_gradients, grad_norm
 from glassloop.state import History
 
 
@@ -26,7 +26,7 @@ def fit(model: torch.nn.Module, train: Any, val: Any = None, loss: Any = "mse", 
         metrics: Any = None, progress: Any = "auto", verbose: bool = True, *, compute_loss: Any = None,
         scheduler_step: str = "auto", threads: Any = "auto", checks: bool = False) -> History:
     """Train `model` on `train` with the lessons' loop and return its `History`. See README for every option."""
-    run = prepare(**locals())
+    run = Run(**locals())
     with run.guards():  # intra-op threads, SIGINT/SIGTERM -> stop after the current step
         return heartbeat(run)
 
@@ -53,8 +53,8 @@ def heartbeat(run: Run) -> History:
                 loss.backward()                                             # 4. backward: fill every .grad
                 if run.after_backward_hooks:
                     run.announce("on_after_backward", loss=loss)
-                grad_norm = run.clip(run.parameters, run.clip_grad_norm)    # 5. pre-clip norm; clip if asked
-                loss_value, norm_value = loss.item(), grad_norm.item()
+                norm = grad_norm(run.parameters, run.clip_grad_norm)        # 5. pre-clip norm; clip if asked
+                loss_value, norm_value = loss.item(), norm.item()
                 if not math.isfinite(loss_value + norm_value):              #    never step on NaN/Inf
                     state.stop(run.nonfinite_reason(loss_value, norm_value, len(losses)))
                     losses.append(loss_value)
@@ -66,7 +66,7 @@ def heartbeat(run: Run) -> History:
                 norms.append(norm_value)
                 state.step += 1
                 if run.batch_hooks:
-                    run.announce("on_batch_end", loss=loss, grad_norm=grad_norm)
+                    run.announce("on_batch_end", loss=loss, grad_norm=norm)
                 if state.should_stop:                                       # a signal: stop after this step
                     break
             if run.interrupted and run.train.mid_epoch:                     # cut short: checkpoint resumes it

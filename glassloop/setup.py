@@ -20,7 +20,6 @@ from torch import nn
 
 from glassloop import distributed
 from glassloop.batches import TensorBatcher, as_tensor, make_source
-from glassloop.distributed import is_main_process  # noqa: F401 - part of this module's surface
 from glassloop.errors import ConfigError
 from glassloop.events import EVENTS, CallbackList
 from glassloop.schedules import (
@@ -298,7 +297,6 @@ class Run:
             options["scheduler_step"] == "batch" or (options["scheduler_step"] == "auto"
                                                       and steps_per_batch(self.scheduler, options["scheduler"])))
         self.clip_grad_norm = options["clip_grad_norm"]
-        self.clip = grad_norm
         self.callbacks = CallbackList(self._callbacks(options))
         self.batch_hooks = self.callbacks.has("on_batch_start") or self.callbacks.has("on_batch_end")
         self.after_backward_hooks = self.callbacks.has("on_after_backward")
@@ -496,10 +494,6 @@ class Run:
         if self.options["verbose"] and distributed.is_main_process():
             for finding in findings:
                 print(finding.render())
-
-
-def prepare(**options: Any) -> Run:
-    return Run(**options)
 
 
 # -- evaluation ------------------------------------------------------------------------------------------------

@@ -100,7 +100,7 @@ class MLflowLogger:
             self._open(state)
 
     def _open(self, state: Any) -> None:
-        from glassloop.setup import is_main_process
+        from glassloop.distributed import is_main_process
 
         if not is_main_process() or state.extra.get("already_finished"):
             return  # other ranks log nothing; a finished run is left exactly as it was
