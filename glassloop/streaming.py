@@ -45,7 +45,6 @@ from glassloop.data import (
     parse_times,
     to_tensors,
 )
-from glassloop.distributed import is_main_process
 from glassloop.errors import ConfigError, DataError
 
 DEFAULT_THRESHOLD_MB = 512.0
@@ -552,7 +551,6 @@ def _train_and_report(out: Path, record: dict[str, Any], prepared: StreamPrepare
                       start_epoch: int = 0) -> int:
     import torch
 
-    import glassloop as gl
     from glassloop import tabular
 
     options = record["options"]
@@ -567,22 +565,9 @@ def _train_and_report(out: Path, record: dict[str, Any], prepared: StreamPrepare
     val = ParquetBatches(prepared.path, transform, max(options["batch_size"], VAL_BATCH_ROWS), prepared.split, "val",
                          seed=options["seed"], shuffle=False, n_rows=prepared.split_info["val_rows"],
                          columns=prepared.columns)
-    callbacks, logger = tabular.run_callbacks(out, record, resume)
-    history = gl.fit(
-        model, train, val,
-        loss=record["model"]["loss"], optimizer=options["optimizer"], lr=options["lr"],
-        weight_decay=options["weight_decay"], momentum=options["momentum"], epochs=options["epochs"],
-        batch_size=options["batch_size"], scheduler=options["scheduler"], clip_grad_norm=options["clip"],
-        callbacks=callbacks, seed=options["seed"], metrics=["accuracy"] if task == "classification" else None,
-    )
-    if history.signal is not None:  # interrupted: latest.pt holds the position, a partial run gets no summary
-        print(f"glassloop: run interrupted; continue it with: glassloop resume {out}", file=sys.stderr)
-        return 128 + history.signal
-    if not is_main_process():
-        return 0  # under torchrun only rank 0 evaluates, compares and writes the summary
-    best = out / "best.pt"
-    if best.exists():
-        model.load_state_dict(gl.load_checkpoint(best)["model"])
+    history, logger, code = tabular.train_network(model, train, val, out, record, task, resume)
+    if code is not None:
+        return code
     network = network_metrics(model, val)
     baselines, sample_rows = run_streamed_baselines(train, val, list(options["baselines"]), options["seed"])
     verdict = tabular.compare(network, {k: _metrics_only(v) for k, v in baselines.items()}, task)

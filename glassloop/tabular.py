@@ -403,6 +403,38 @@ def _network_metrics(model: Any, prepared: Any) -> dict[str, float]:
 
 
 # ----------------------------------------------------------------------------------------------- training
+def train_network(model: Any, train: Any, val: Any, out: Path, record: dict[str, Any], task: str,
+                  resume: bool) -> tuple[Any, Any, int | None]:
+    """gl.fit with the run's options and callbacks, shared by the in-memory and streamed fit.
+
+    Returns (history, logger, exit code): the code is set when the caller must stop there (an interrupted run gets
+    no summary; under torchrun only rank 0 writes one). Otherwise the model holds best.pt's weights, exactly what
+    `predict` will use.
+    """
+    import glassloop as gl
+
+    options = record["options"]
+    callbacks, logger = run_callbacks(out, record, resume)
+    history = gl.fit(
+        model, train, val,
+        loss=record["model"].get("loss", "cross_entropy" if task == "classification" else "mse"),  # logits vs
+        # class indices for cross_entropy; mse on the standardised target
+        optimizer=options["optimizer"], lr=options["lr"], weight_decay=options["weight_decay"],
+        momentum=options["momentum"], epochs=options["epochs"], batch_size=options["batch_size"],
+        scheduler=options["scheduler"], clip_grad_norm=options["clip"], callbacks=callbacks, seed=options["seed"],
+        metrics=["accuracy"] if task == "classification" else None,
+    )
+    if history.signal is not None:  # interrupted: latest.pt holds the position, a partial run gets no summary
+        print(f"glassloop: run interrupted; continue it with: glassloop resume {out}", file=sys.stderr)
+        return history, logger, 128 + history.signal
+    if not is_main_process():
+        return history, logger, 0  # under torchrun only rank 0 evaluates, compares and writes the summary
+    best = out / "best.pt"
+    if best.exists():
+        model.load_state_dict(gl.load_checkpoint(best)["model"])
+    return history, logger, None
+
+
 def run_callbacks(out: Path, record: dict[str, Any], resume: bool) -> tuple[list[Any], Any]:
     """Early stopping, checkpoints in the run directory and (unless --no-mlflow) the MLflow logger."""
     import glassloop as gl
@@ -439,7 +471,6 @@ def run_paths(out: Path, curves: Path | None) -> dict[str, str]:
 def _train_and_report(out: Path, record: dict[str, Any], prepared: Any, resume: bool) -> int:
     import torch
 
-    import glassloop as gl
     from glassloop.data import run_baselines, to_tensors
 
     options = record["options"]
@@ -448,24 +479,9 @@ def _train_and_report(out: Path, record: dict[str, Any], prepared: Any, resume: 
     model = _model_from_record(record)
     train = to_tensors(prepared.train_x, prepared.train_y, prepared.transform)
     val = to_tensors(prepared.val_x, prepared.val_y, prepared.transform)
-    callbacks, logger = run_callbacks(out, record, resume)
-    history = gl.fit(
-        model, train, val,
-        loss=record["model"].get("loss", "cross_entropy" if task == "classification" else "mse"),  # logits vs
-        # class indices for cross_entropy; mse on the standardised target
-        optimizer=options["optimizer"], lr=options["lr"], weight_decay=options["weight_decay"],
-        momentum=options["momentum"], epochs=options["epochs"], batch_size=options["batch_size"],
-        scheduler=options["scheduler"], clip_grad_norm=options["clip"], callbacks=callbacks, seed=options["seed"],
-        metrics=["accuracy"] if task == "classification" else None,
-    )
-    if history.signal is not None:  # interrupted: latest.pt holds the position, a partial run gets no summary
-        print(f"glassloop: run interrupted; continue it with: glassloop resume {out}", file=sys.stderr)
-        return 128 + history.signal
-    if not is_main_process():
-        return 0  # under torchrun only rank 0 evaluates, compares and writes the summary
-    best = out / "best.pt"
-    if best.exists():  # evaluate exactly the weights `predict` will use
-        model.load_state_dict(gl.load_checkpoint(best)["model"])
+    history, logger, code = train_network(model, train, val, out, record, task, resume)
+    if code is not None:
+        return code
     network = _network_metrics(model, prepared)
     baselines = run_baselines((prepared.train_x, prepared.train_y), (prepared.val_x, prepared.val_y), task,
                               names=options["baselines"], seed=options["seed"],
