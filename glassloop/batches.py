@@ -124,11 +124,6 @@ class IterableSource:
             self.generator.set_state(state["generator"])
 
 
-def is_tensor_pair(data: Any) -> bool:
-    return (isinstance(data, (tuple, list)) and len(data) == 2
-            and all(isinstance(t, torch.Tensor) for t in data))
-
-
 def as_tensor(value: Any, name: str) -> torch.Tensor:
     """numpy arrays and pandas objects become tensors; float64 becomes float32 (the model's usual dtype)."""
     if isinstance(value, torch.Tensor):

@@ -78,8 +78,6 @@ class CallbackList:
                 print(f"glassloop: warning: callback {type(callback).__name__} failed in on_exception: "
                       f"{type(error).__name__}: {error}", file=sys.stderr)
 
-    def find(self, kind: type) -> list[Any]:
-        return [c for c in self.callbacks if isinstance(c, kind)]
 
 
 def show_loop(callbacks: Iterable[Any] = ()) -> str:

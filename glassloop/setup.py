@@ -301,9 +301,7 @@ class Run:
         self.batch_hooks = self.callbacks.has("on_batch_start") or self.callbacks.has("on_batch_end")
         self.after_backward_hooks = self.callbacks.has("on_after_backward")
         self.interrupted: int | None = None
-        monitor, mode = getattr(self, "history_monitor", ("val_loss", "min"))
-        if monitor == "val_loss" and self.val is None:
-            monitor = "train_loss"
+        monitor, mode = self.history_monitor()
         self.state = LoopState(history=History(monitor=monitor, mode=mode), model=self.module, optimizer=self.optimizer, scheduler=self.scheduler,
                                loss_fn=self.loss_fn.loss_fn, epochs=self.epochs, batcher=self.train,
                                device=self.device, config=self.config(), callbacks=self.callbacks.callbacks,
@@ -327,12 +325,17 @@ class Run:
                                   "pass objects like gl.EarlyStopping(...) or your own class with on_epoch_end etc.")
         if options["verbose"] and not any(isinstance(c, Console) for c in callbacks):
             callbacks.append(Console(progress=options["progress"]))
+        return distributed.main_process_only(callbacks)
+
+    def history_monitor(self) -> tuple[str, str]:
+        """What history.best_epoch and best.pt follow: early stopping's monitor when attached, else val_loss
+        (the training loss without validation data)."""
         from glassloop.callbacks.early_stopping import EarlyStopping
 
-        stoppers = [c for c in callbacks if isinstance(c, EarlyStopping)]
-        if stoppers:  # best.pt and history.best_epoch follow what early stopping watches
-            self.history_monitor = (stoppers[0].monitor, stoppers[0].mode)
-        return distributed.main_process_only(callbacks)
+        stopper = next((c for c in self.callbacks.callbacks if isinstance(c, EarlyStopping)), None)
+        if stopper is not None:
+            return stopper.monitor, stopper.mode
+        return ("val_loss" if self.val is not None else "train_loss"), "min"
 
     def config(self) -> dict[str, Any]:
         """JSON-safe description of this run (checkpoints and MLflow params use it)."""
