@@ -15,7 +15,7 @@ import time
 import torch
 
 import glassloop as gl
-from glassloop.workloads import mlp, ssa
+from glassloop.core.workloads import mlp, ssa
 
 
 def fit(train, val, run_dir=None, every_seconds=0.0) -> float:

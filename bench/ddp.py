@@ -13,8 +13,8 @@ import time
 import torch
 
 import glassloop as gl
-from glassloop.distributed import is_main_process, launched_by_torchrun
-from glassloop.workloads import mlp, ssa
+from glassloop.core.distributed import is_main_process, launched_by_torchrun
+from glassloop.core.workloads import mlp, ssa
 
 
 def main() -> None:

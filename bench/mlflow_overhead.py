@@ -6,7 +6,7 @@ The store is a fresh SQLite file + local artifacts in a temp dir. One warm-up ro
 reported apart: it pays `import mlflow`, the SQLite schema creation and the first model save, once per process.
 The timed rounds count everything the logger does inside `fit`: opening the run and logging params
 (on_fit_start), queueing each epoch's metrics (on_epoch_end; the writes happen on a background thread), and the end
-(flush, history.csv, curves.png when glassloop.plots exists, diagnosis, the model, the final status).
+(flush, history.csv, curves.png when glassloop.analysis.plots exists, diagnosis, the model, the final status).
 Prints per round and the medians: the total ratio, the per-epoch cost on the training thread, and the one-time
 start and end costs from the logger's own `seconds` (the end split into the curves plot and the model).
 """

@@ -1,8 +1,8 @@
-"""The benchmark workloads come from the package (glassloop.workloads), built as reference/performance.md says."""
+"""The benchmark workloads come from the package (glassloop.core.workloads), built as reference/performance.md says."""
 
 from __future__ import annotations
 
-from glassloop.workloads import mlp, ssa, wide
+from glassloop.core.workloads import mlp, ssa, wide
 
 WORKLOADS = {
     "ssa": {"data": ssa, "sizes": (4, 64, 64, 1), "batch_size": 64, "epochs": 60},

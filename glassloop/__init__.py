@@ -1,6 +1,8 @@
 """glassloop: PyTorch training loops you can see through.
 
-`import glassloop` needs only torch and numpy; MLflow, matplotlib, pandas and scikit-learn are imported where used.
+Every public name is imported on first use (PEP 562), so `import glassloop` costs almost nothing and the static
+doctor (`glassloop doctor`) runs without importing torch. `gl.fit` and friends need only torch and numpy; MLflow,
+matplotlib, pandas and scikit-learn are imported where they are used.
 """
 
 from __future__ import annotations
@@ -8,37 +10,47 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from glassloop.callbacks import Checkpoint, Console, EarlyStopping
-from glassloop.checkpoint import load_checkpoint
-from glassloop.errors import CallbackError, CheckpointError, ConfigError, DataError, GlassloopError
-from glassloop.events import show_loop
-from glassloop.loop import evaluate, fit, predict
-from glassloop.state import History, LoopState
-from glassloop.sweep import sweep
-
 __version__ = "0.1.0"
 
-# Imported on first use so that `import glassloop` stays light (no MLflow, matplotlib, pandas, sklearn).
-_LAZY = {
+# public name -> (module, attribute or None for the module itself)
+_PUBLIC = {
+    "fit": ("glassloop.loop", "fit"),
+    "evaluate": ("glassloop.loop", "evaluate"),
+    "predict": ("glassloop.loop", "predict"),
+    "History": ("glassloop.core.state", "History"),
+    "LoopState": ("glassloop.core.state", "LoopState"),
+    "show_loop": ("glassloop.core.events", "show_loop"),
+    "load_checkpoint": ("glassloop.core.checkpoint", "load_checkpoint"),
+    "Checkpoint": ("glassloop.callbacks.checkpoint", "Checkpoint"),
+    "Console": ("glassloop.callbacks.console", "Console"),
+    "EarlyStopping": ("glassloop.callbacks.early_stopping", "EarlyStopping"),
     "MLflowLogger": ("glassloop.callbacks.mlflow", "MLflowLogger"),
-    "diagnose": ("glassloop.diagnosis", "diagnose"),
-    "plots": ("glassloop.plots", None),
+    "sweep": ("glassloop.sweeps", "sweep"),
+    "diagnose": ("glassloop.analysis.diagnosis", "diagnose"),
+    "plots": ("glassloop.analysis.plots", None),
     "doctor": ("glassloop.doctor", None),
     "check": ("glassloop.doctor.runtime", "check"),
     "teach": ("glassloop.teach", None),
+    "GlassloopError": ("glassloop.errors", "GlassloopError"),
+    "ConfigError": ("glassloop.errors", "ConfigError"),
+    "DataError": ("glassloop.errors", "DataError"),
+    "CheckpointError": ("glassloop.errors", "CheckpointError"),
+    "CallbackError": ("glassloop.errors", "CallbackError"),
 }
 
 
 def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
+    if name not in _PUBLIC:
         raise AttributeError(f"module 'glassloop' has no attribute {name!r}")
-    module_name, attribute = _LAZY[name]
+    module_name, attribute = _PUBLIC[name]
     module = importlib.import_module(module_name)
-    return module if attribute is None else getattr(module, attribute)
+    value = module if attribute is None else getattr(module, attribute)
+    globals()[name] = value  # later look-ups skip __getattr__
+    return value
 
 
-__all__ = [
-    "CallbackError", "CheckpointError", "Checkpoint", "ConfigError", "Console", "DataError", "EarlyStopping",
-    "GlassloopError", "History", "LoopState", "__version__", "evaluate", "fit", "load_checkpoint", "predict",
-    "show_loop", "sweep", *_LAZY,
-]
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_PUBLIC])
+
+
+__all__ = ["__version__", *_PUBLIC]

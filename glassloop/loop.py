@@ -4,7 +4,7 @@
     then evaluate under model.eval() + torch.no_grad(), the per-epoch schedule, and the epoch-end callbacks.
 
 Everything that is not the heartbeat (argument checks, building optimizers and schedulers by name, devices,
-threads, signals) lives in `glassloop.setup` so that this file reads like lesson 004's loop.
+threads, signals) lives in `glassloop.run` so that this file reads like lesson 004's loop.
 """
 
 from __future__ import annotations
@@ -15,8 +15,10 @@ from typing import Any
 
 import torch
 
-from glassloop.setup import Run, clear_gradients, grad_norm
-from glassloop.state import History
+from glassloop.core.evaluation import evaluate_source, predict_tensor
+from glassloop.core.gradients import clear_gradients, grad_norm
+from glassloop.core.state import History
+from glassloop.run import Run
 
 
 def fit(model: torch.nn.Module, train: Any, val: Any = None, loss: Any = "mse", optimizer: Any = "adam",
@@ -96,14 +98,10 @@ def evaluate(model: torch.nn.Module, data: Any, loss: Any = "mse", metrics: Any 
 
     Returns `{"loss": ..., "<metric>": ...}`. The model's train/eval mode is restored afterwards.
     """
-    from glassloop.setup import evaluate_source
-
     return evaluate_source(model, data, loss, metrics, batch_size, device, compute_loss)
 
 
 @torch.no_grad()
 def predict(model: torch.nn.Module, inputs: Any, batch_size: int | None = 8192, device: Any = None) -> torch.Tensor:
     """Model outputs for `inputs` (tensor or array) under eval mode and no_grad, returned on the CPU."""
-    from glassloop.setup import predict_tensor
-
     return predict_tensor(model, inputs, batch_size, device)

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from glassloop.datasets import path as dataset_path
+from glassloop.tabular.datasets import path as dataset_path
 from tests.conftest import PYTHON, ROOT
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}

@@ -1,4 +1,4 @@
-"""glassloop.data and glassloop.datasets: reading, validation, splits, scaling without leakage, baselines, config."""
+"""glassloop.tabular.data and glassloop.tabular.datasets: reading, validation, splits, scaling without leakage, baselines, config."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from glassloop import data, datasets
-from glassloop.datasets import make_crop
 from glassloop.errors import ConfigError, DataError
+from glassloop.tabular import data, datasets
+from glassloop.tabular.datasets import make_crop
 
 CROP_FEATURES = ["rainfall_mm", "mean_temp_c", "sun_hours", "fertiliser_kg_ha", "soil_moisture_pct"]
 

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import torch
 
-from glassloop.diagnosis import CODES, LABELS, Diagnosis, diagnose, load_history
+from glassloop.analysis.diagnosis import CODES, LABELS, Diagnosis, diagnose, load_history
+from glassloop.core.state import History
 from glassloop.errors import DataError
-from glassloop.state import History
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -312,7 +312,7 @@ def test_output_forms():
         data["label"] == "overfitting" and data["best_epoch"] == 30 and data["findings"][0]["code"] == "GL301"
     )
     tags = diagnosis.tags()
-    assert tags["glassloop.diagnosis"] == "overfitting" and tags["glassloop.best_epoch"] == "30"
+    assert tags["glassloop.analysis.diagnosis"] == "overfitting" and tags["glassloop.best_epoch"] == "30"
     assert all(isinstance(v, str) for v in tags.values())
 
 

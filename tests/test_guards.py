@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 import glassloop as gl
-from glassloop.checkpoint import atomic_save, envelope
+from glassloop.core.checkpoint import atomic_save, envelope
 from glassloop.errors import CheckpointError, ConfigError
 from tests.conftest import PYTHON, ROOT, mlp
 
@@ -299,7 +299,7 @@ def test_signal_saves_mid_epoch_and_resume_is_bitwise_identical(uninterrupted, t
 def test_signal_at_the_end_of_an_epoch_resumes_bitwise(ssa_small, tmp_path, monkeypatch, when):
     # SIGINT during an epoch's last step leaves the epoch "cut short" with no batches left; SIGINT after the batch
     # loop ran out (before validation) leaves it complete. Either way the resumed run must equal the plain one.
-    from glassloop.batches import TensorBatcher
+    from glassloop.core.batches import TensorBatcher
 
     (x, y), val = ssa_small
     armed = {"on": False}
@@ -403,7 +403,7 @@ def test_dataset_input_resumes_bitwise(ssa_small, tmp_path):
 
 def test_a_failing_disk_fails_the_run_early_and_never_hides_the_users_error(ssa_small, tmp_path, monkeypatch,
                                                                             capsys):
-    import glassloop.checkpoint as checkpoint_module
+    import glassloop.core.checkpoint as checkpoint_module
 
     (x, y), val = ssa_small
     original = checkpoint_module.write_file

@@ -16,7 +16,7 @@ import pytest
 
 from glassloop.cli import main as cli_main
 from glassloop.errors import ConfigError
-from glassloop.lessons import LESSONS, run_lesson
+from glassloop.teach.lessons import LESSONS, run_lesson
 
 ROOT = Path(__file__).resolve().parents[1]
 NAMES = ["three-ways", "one-param", "lr-too-large", "accumulation-trap", "sgd-vs-adam", "scalar-loss", "house",

@@ -7,8 +7,8 @@ import torch
 from torch import nn
 
 import glassloop as gl
+from glassloop.core.events import EVENTS
 from glassloop.errors import CallbackError, ConfigError
-from glassloop.events import EVENTS
 from tests.conftest import mlp
 
 

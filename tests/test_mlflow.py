@@ -23,8 +23,8 @@ from torch import nn
 import glassloop as gl
 from glassloop.errors import CallbackError
 
-HAS_PLOTS = importlib.util.find_spec("glassloop.plots") is not None and importlib.util.find_spec("matplotlib")
-HAS_DIAGNOSIS = importlib.util.find_spec("glassloop.diagnosis") is not None
+HAS_PLOTS = importlib.util.find_spec("glassloop.analysis.plots") is not None and importlib.util.find_spec("matplotlib")
+HAS_DIAGNOSIS = importlib.util.find_spec("glassloop.analysis.diagnosis") is not None
 
 
 @pytest.fixture(scope="module")
@@ -104,8 +104,8 @@ def test_params_metrics_artifacts_and_model_are_read_back(store, data, tmp_path)
     assert csv.read_text() == history.to_csv()
     if HAS_DIAGNOSIS:
         diagnosis = gl.diagnose(history)
-        assert run.data.tags["glassloop.diagnosis.label"] == diagnosis.label
-        assert run.data.tags["glassloop.diagnosis.codes"] == ",".join(f.code for f in diagnosis.findings)
+        assert run.data.tags["glassloop.analysis.diagnosis.label"] == diagnosis.label
+        assert run.data.tags["glassloop.analysis.diagnosis.codes"] == ",".join(f.code for f in diagnosis.findings)
         assert "diagnosis.json" in artifacts
 
     # The logged model is the instance as fit left it: EarlyStopping(restore_best) put the best weights back.

@@ -9,8 +9,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from glassloop.plots import LivePlot, plot_history
-from glassloop.state import History
+from glassloop.analysis.plots import LivePlot, plot_history
+from glassloop.core.state import History
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -82,7 +82,7 @@ def test_records_with_given_epochs_and_non_finite_values(tmp_path):
 
 
 def test_import_glassloop_does_not_import_matplotlib():
-    code = "import sys, glassloop, glassloop.diagnosis, glassloop.plots; print('matplotlib' in sys.modules)"
+    code = "import sys, glassloop, glassloop.analysis.diagnosis, glassloop.analysis.plots; print('matplotlib' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
@@ -91,7 +91,7 @@ def test_import_glassloop_does_not_import_matplotlib():
 def test_plotting_leaves_the_backend_and_pyplot_alone():
     code = (
         "import sys, matplotlib; matplotlib.use('svg'); "
-        "from glassloop.plots import plot_history; plot_history([{'train_loss': 1.0}, {'train_loss': 0.5}]); "
+        "from glassloop.analysis.plots import plot_history; plot_history([{'train_loss': 1.0}, {'train_loss': 0.5}]); "
         "print(matplotlib.get_backend(), 'matplotlib.pyplot' in sys.modules)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

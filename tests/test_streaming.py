@@ -1,4 +1,4 @@
-"""Streamed Parquet (glassloop.streaming): every training row once per epoch, a disjoint split, seeded and
+"""Streamed Parquet (glassloop.tabular.streaming): every training row once per epoch, a disjoint split, seeded and
 reproducible approximate shuffle, the streamed scaler equal to the in-memory one, and the CLI end to end.
 Memory flatness is measured by bench/streaming.py, not here."""
 
@@ -15,10 +15,11 @@ import pandas as pd
 import pytest
 import torch
 
-from glassloop import cli, streaming
-from glassloop.data import Scaler, classification_metrics, regression_metrics
+from glassloop import cli
 from glassloop.errors import DataError
-from glassloop.streaming import (
+from glassloop.tabular import streaming
+from glassloop.tabular.data import Scaler, classification_metrics, regression_metrics
+from glassloop.tabular.streaming import (
     ParquetBatches,
     RunningMoments,
     StreamMetrics,

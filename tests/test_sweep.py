@@ -13,8 +13,9 @@ import torch
 from torch import nn
 
 import glassloop as gl
+from glassloop.core.workloads import mlp
+from glassloop.core.workloads import ssa as ssa_data
 from glassloop.errors import ConfigError
-from glassloop.sweep import mlp, ssa_data
 
 ROOT = Path(__file__).resolve().parent.parent
 TRAIN, VAL = ssa_data(n=400)  # 320 train rows, 80 val rows: 10 steps per epoch at batch 32
@@ -262,7 +263,7 @@ def test_cli_bad_input_exits_2(argv, capsys):
 
 
 def test_gl_sweep_stays_callable_after_the_module_is_imported():
-    import glassloop.sweep  # noqa: F401 - importing sets the package attribute to the module
+    import glassloop.sweeps.engine  # noqa: F401 - importing sets the package attribute to the module
 
     result = gl.sweep(build, TRAIN, None, {"seed": [0]}, epochs=1, verbose=False)
     assert len(result) == 1 and math.isfinite(result.table[0]["train_loss"])
@@ -270,7 +271,7 @@ def test_gl_sweep_stays_callable_after_the_module_is_imported():
 
 @pytest.mark.parametrize("name", ["adam", "adamw"])
 def test_plain_adam_fallback_equals_the_fused_kernel(name):
-    from glassloop.sweep import StackedOptimizer
+    from glassloop.sweeps.engine import StackedOptimizer
 
     torch.manual_seed(0)
     start, steps = torch.randn(3, 50), [torch.randn(3, 50) for _ in range(5)]
@@ -293,7 +294,7 @@ def test_plain_adam_fallback_equals_the_fused_kernel(name):
 @pytest.fixture
 def no_training(monkeypatch):
     """Bad input must be found before any configuration trains: gl.sweep itself fails the test if reached."""
-    module = sys.modules["glassloop.sweep"]
+    import glassloop.cli.sweep as module
 
     def trained(*args, **kwargs):
         raise AssertionError("the sweep trained before the bad input was found")
@@ -334,13 +335,13 @@ def test_cli_refuses_a_model_too_big_without_building_it(tmp_path, capsys, no_tr
 
 
 def test_cli_table_is_written_atomically(tmp_path, capsys, monkeypatch):
-    import glassloop.checkpoint
+    import glassloop.core.checkpoint
     from glassloop.cli import main
 
     def full(data, path):
         raise OSError(28, "No space left on device", str(path))
 
-    monkeypatch.setattr(glassloop.checkpoint, "write_file", full)
+    monkeypatch.setattr(glassloop.core.checkpoint, "write_file", full)
     out = tmp_path / "table.csv"
     assert main(["sweep", "--workload", "linreg", "--seeds", "1", "--epochs", "1", "--quiet", "--out", str(out)]) == 2
     err = capsys.readouterr().err

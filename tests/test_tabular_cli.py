@@ -19,7 +19,8 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from glassloop import cli, datasets
+from glassloop import cli
+from glassloop.tabular import datasets
 
 CROP = datasets.path("crop")
 CROP_FEATURES = "rainfall_mm,mean_temp_c,sun_hours,fertiliser_kg_ha,soil_moisture_pct,farm"
@@ -366,13 +367,13 @@ def test_fit_out_that_mkdir_refuses_is_one_line(tmp_path, out: str) -> None:
 @pytest.mark.parametrize("failing", ["config.json", "training"])
 def test_fit_oserror_removes_every_directory_it_created(tmp_path, monkeypatch, failing: str) -> None:
     import glassloop as gl
-    import glassloop.checkpoint
+    import glassloop.core.checkpoint
 
     def full(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
     if failing == "config.json":
-        monkeypatch.setattr(glassloop.checkpoint, "write_file", full)
+        monkeypatch.setattr(glassloop.core.checkpoint, "write_file", full)
     else:
         monkeypatch.setattr(gl, "fit", full)
     table = small_table(tmp_path / "t.csv")
@@ -410,10 +411,10 @@ def test_predict_out_that_cannot_be_written_is_one_line(small_run, tmp_path, out
 
 
 def test_predict_writes_atomically(small_run, tmp_path, monkeypatch) -> None:
-    import glassloop.checkpoint
+    import glassloop.core.checkpoint
 
     table, target = small_run.parent / "t.csv", tmp_path / "preds.csv"
-    real = glassloop.checkpoint.write_file
+    real = glassloop.core.checkpoint.write_file
 
     def full(data: bytes, path: Path) -> None:  # the disk fills after half the bytes
         temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
@@ -421,11 +422,11 @@ def test_predict_writes_atomically(small_run, tmp_path, monkeypatch) -> None:
         temporary.unlink()
         raise OSError(28, "No space left on device", str(path))
 
-    monkeypatch.setattr(glassloop.checkpoint, "write_file", full)
+    monkeypatch.setattr(glassloop.core.checkpoint, "write_file", full)
     code, _, stderr = run_in_process("predict", str(small_run), str(table), "--out", str(target))
     assert_one_line(code, stderr, "predict")
     assert "No space left on device" in stderr and list(tmp_path.iterdir()) == []
-    monkeypatch.setattr(glassloop.checkpoint, "write_file", real)
+    monkeypatch.setattr(glassloop.core.checkpoint, "write_file", real)
     target.write_text("old\n")
     code, stdout, stderr = run_in_process("predict", str(small_run), str(table), "--out", str(target))
     assert code == 0, stderr
@@ -488,7 +489,7 @@ def test_hand_edited_or_corrupt_config_json_is_one_line(small_run, tmp_path, com
 def test_checkpoint_from_another_model_is_one_line(small_run, tmp_path, name: str) -> None:
     import shutil
 
-    from glassloop.checkpoint import atomic_save, envelope
+    from glassloop.core.checkpoint import atomic_save, envelope
 
     run = tmp_path / "run"
     shutil.copytree(small_run, run)

@@ -16,9 +16,7 @@ best epoch (early stopping) or regularise.
 from __future__ import annotations
 
 import csv
-import json
 import math
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -128,10 +126,10 @@ class Diagnosis:
     def tags(self) -> dict[str, str]:
         """Flat string tags for an experiment tracker (MLflow tags are strings)."""
         tags = {
-            "glassloop.diagnosis": self.label,
-            "glassloop.diagnosis.code": self.code,
-            "glassloop.diagnosis.codes": ",".join(self.codes),
-            "glassloop.diagnosis.summary": self.findings[0].evidence,
+            "glassloop.analysis.diagnosis": self.label,
+            "glassloop.analysis.diagnosis.code": self.code,
+            "glassloop.analysis.diagnosis.codes": ",".join(self.codes),
+            "glassloop.analysis.diagnosis.summary": self.findings[0].evidence,
         }
         if self.best_epoch is not None:
             tags["glassloop.best_epoch"] = _epoch_text(self.best_epoch)
@@ -243,7 +241,7 @@ def read_curves(history_or_records: Any) -> Curves:
 
 def load_history(path: str | Path):
     """Read a run's `history.csv` (as `History.to_csv` writes it; empty cell = None) back into a `History`."""
-    from glassloop.state import History
+    from glassloop.core.state import History
 
     path = Path(path)
     if not path.exists():
@@ -860,29 +858,3 @@ def _is_number_text(text: str) -> bool:
 
 def _json_number(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
-
-
-# ---------------------------------------------------------------------------------------------- command line
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`glassloop diagnose DIR [--format text|json]`: read DIR/history.csv and print the diagnosis."""
-    from glassloop.cli import ArgumentParser
-
-    parser = ArgumentParser(
-        prog="glassloop diagnose",
-        description="Read a run's learning curves (DIR/history.csv) and say what they show, with advice.",
-    )
-    parser.add_argument(
-        "run_dir", metavar="DIR", help="a run directory holding history.csv (or the CSV itself)"
-    )
-    parser.add_argument(
-        "--format", choices=("text", "json"), default="text", help="output format (default text)"
-    )
-    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    diagnosis = diagnose(load_history(args.run_dir))
-    if args.format == "json":
-        print(json.dumps(diagnosis.to_dict(), indent=2))
-    else:
-        print(diagnosis)
-    return 0

@@ -12,7 +12,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from glassloop.diagnosis import Curves, diagnose, read_curves
+from glassloop.analysis.diagnosis import Curves, diagnose, read_curves
 from glassloop.errors import GlassloopError
 
 LOG_SCALE_DECADES = 1.5  # a log axis once a panel's positive values span more than ~1.5 decades (x30)

@@ -1,4 +1,4 @@
-"""Callbacks: one file each. A callback is any object with some of the event methods in `glassloop.events`."""
+"""Callbacks: one file each. A callback is any object with some of the event methods in `glassloop.core.events`."""
 
 from glassloop.callbacks.checkpoint import Checkpoint
 from glassloop.callbacks.console import Console

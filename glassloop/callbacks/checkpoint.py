@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from glassloop.checkpoint import (
+from glassloop.core.checkpoint import (
     FileWriter,
     envelope,
     load_checkpoint,
@@ -23,7 +23,7 @@ from glassloop.checkpoint import (
     snapshot,
     unwrap,
 )
-from glassloop.distributed import is_main_process
+from glassloop.core.distributed import is_main_process
 from glassloop.errors import CheckpointError
 
 

@@ -110,7 +110,7 @@ class Console:
         self.print(f"Stopped: {history.stop_reason} ({seconds:.1f} s, {state.step} steps)")
         if self.diagnosis and history.records:
             try:
-                from glassloop.diagnosis import diagnose
+                from glassloop.analysis.diagnosis import diagnose
             except ImportError:  # the diagnosis module is optional for the console
                 return
             self.print(str(diagnose(history)))

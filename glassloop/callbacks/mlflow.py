@@ -100,7 +100,7 @@ class MLflowLogger:
             self._open(state)
 
     def _open(self, state: Any) -> None:
-        from glassloop.distributed import is_main_process
+        from glassloop.core.distributed import is_main_process
 
         if not is_main_process() or state.extra.get("already_finished"):
             return  # other ranks log nothing; a finished run is left exactly as it was
@@ -328,7 +328,7 @@ class MLflowLogger:
         import mlflow.pytorch
         import torch
 
-        from glassloop.checkpoint import unwrap
+        from glassloop.core.checkpoint import unwrap
 
         model = unwrap(state.model)
         requirements = [f"torch=={torch.__version__}"]
@@ -400,7 +400,7 @@ def run_params(state: Any) -> dict[str, str]:
 
 def _diagnose(history: Any) -> Any:
     try:
-        from glassloop.diagnosis import diagnose
+        from glassloop.analysis.diagnosis import diagnose
     except ImportError:
         return None
     try:
@@ -410,8 +410,8 @@ def _diagnose(history: Any) -> Any:
 
 
 def diagnosis_tags(diagnosis: Any) -> dict[str, str]:
-    """`glassloop.diagnosis.label` and `.codes` (plus the diagnosis module's own tags) as MLflow tags."""
+    """`glassloop.analysis.diagnosis.label` and `.codes` (plus the diagnosis module's own tags) as MLflow tags."""
     tags = dict(diagnosis.tags()) if callable(getattr(diagnosis, "tags", None)) else {}
-    tags["glassloop.diagnosis.label"] = str(diagnosis.label)
-    tags["glassloop.diagnosis.codes"] = ",".join(str(f.code) for f in diagnosis.findings)
+    tags["glassloop.analysis.diagnosis.label"] = str(diagnosis.label)
+    tags["glassloop.analysis.diagnosis.codes"] = ",".join(str(f.code) for f in diagnosis.findings)
     return tags

@@ -2,7 +2,8 @@
 
 Exit codes: 0 ok, 1 findings or a failed run, 2 bad input (one line on stderr, never a traceback),
 130/143 interrupted by SIGINT/SIGTERM. Each command lives in its own module as `main(argv) -> int`; this file
-only dispatches and turns a `GlassloopError` into one line.
+only dispatches and turns a `GlassloopError` into one line. It imports nothing heavy: `glassloop doctor` starts
+without torch.
 """
 
 from __future__ import annotations
@@ -22,15 +23,15 @@ class ArgumentParser(argparse.ArgumentParser):
 
 # command -> (module, function, one-line help)
 COMMANDS: dict[str, tuple[str, str, str]] = {
-    "demo": ("glassloop.demo", "main", "the ssa workload end to end with the complete recipe"),
-    "fit": ("glassloop.tabular", "fit_main", "train an MLP on a CSV/Parquet table, with baselines"),
-    "resume": ("glassloop.tabular", "resume_main", "continue an interrupted run from its latest.pt"),
-    "predict": ("glassloop.tabular", "predict_main", "predict a table with a run's best.pt"),
-    "diagnose": ("glassloop.diagnosis", "main", "read a run's learning curves and give advice"),
-    "doctor": ("glassloop.doctor.cli", "main", "find training-loop bugs in your own script"),
-    "lesson": ("glassloop.lessons", "main", "run the lessons' examples"),
-    "sweep": ("glassloop.sweep", "main", "many configurations trained at once"),
-    "show-loop": ("glassloop.events", "main", "print the loop glassloop runs"),
+    "demo": ("glassloop.cli.demo", "main", "the ssa workload end to end with the complete recipe"),
+    "fit": ("glassloop.cli.fit", "main", "train an MLP on a CSV/Parquet table, with baselines"),
+    "resume": ("glassloop.cli.resume", "main", "continue an interrupted run from its latest.pt"),
+    "predict": ("glassloop.cli.predict", "main", "predict a table with a run's best.pt"),
+    "diagnose": ("glassloop.cli.diagnose", "main", "read a run's learning curves and give advice"),
+    "doctor": ("glassloop.cli.doctor", "main", "find training-loop bugs in your own script"),
+    "lesson": ("glassloop.cli.lesson", "main", "run the lessons' examples"),
+    "sweep": ("glassloop.cli.sweep", "main", "many configurations trained at once"),
+    "show-loop": ("glassloop.cli.show_loop", "main", "print the loop glassloop runs"),
 }
 
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import torch
 
 import glassloop as gl
-from glassloop.checkpoint import write_file
 from glassloop.cli import ArgumentParser
+from glassloop.core.checkpoint import write_file
+from glassloop.core.workloads import mlp, ssa
 from glassloop.errors import ConfigError
-from glassloop.workloads import mlp, ssa
 
 
 def main(argv: list[str]) -> int:
@@ -54,7 +54,7 @@ def main(argv: list[str]) -> int:
     high, low = gl.predict(model, torch.tensor([[12.0, 0.3, 0.9, 2.0], [2.0, 4.5, 0.5, 20.0]])).view(-1).tolist()
     print(f"\nHigh-risk scenario: predicted risk = {high:.4f}   Low-risk scenario: predicted risk = {low:.4f}")
 
-    from glassloop.data import run_baselines
+    from glassloop.tabular.data import run_baselines
 
     baselines = run_baselines((train[0].numpy(), train[1].view(-1).numpy()), (val[0].numpy(), val[1].view(-1).numpy()),
                               "regression", seed=42)

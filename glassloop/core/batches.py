@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from glassloop.core.devices import move_to
 from glassloop.errors import ConfigError
 
 
@@ -107,8 +108,6 @@ class IterableSource:
         return self
 
     def epoch(self) -> Iterator[Any]:
-        from glassloop.setup import move_to
-
         self.mid_epoch = True
         device = getattr(self, "device", None)
         for batch in self.data:

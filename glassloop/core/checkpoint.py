@@ -23,7 +23,7 @@ import torch
 
 from glassloop.errors import CheckpointError
 
-FORMAT = "glassloop.checkpoint"
+FORMAT = "glassloop.core.checkpoint"
 VERSION = 1
 
 

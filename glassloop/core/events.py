@@ -94,8 +94,3 @@ def show_loop(callbacks: Iterable[Any] = ()) -> str:
     text = "\n".join(lines)
     print(text)
     return text
-
-
-def main(argv: list[str]) -> int:
-    show_loop()
-    return 0

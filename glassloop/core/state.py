@@ -91,20 +91,22 @@ class History:
         self.signal = state.get("signal")
 
     def plot(self, path: str | Path | None = None, **options: Any):
-        """Loss curves (best epoch marked), LR and gradient-norm panels; see `glassloop.plots`."""
-        from glassloop.plots import plot_history
+        """Loss curves (best epoch marked), LR and gradient-norm panels; see `glassloop.analysis.plots`."""
+        from glassloop.analysis.plots import plot_history
 
         return plot_history(self, path, **options)
 
     def diagnose(self):
-        """Read the learning curves; see `glassloop.diagnosis.diagnose`."""
-        from glassloop.diagnosis import diagnose
+        """Read the learning curves; see `glassloop.analysis.diagnosis.diagnose`."""
+        from glassloop.analysis.diagnosis import diagnose
 
         return diagnose(self)
 
 
 def _write_atomically(text: str, path: Path) -> None:
-    from glassloop.checkpoint import write_file  # temp file, fsync, os.replace: never a half-written file
+    from glassloop.core.checkpoint import (
+        write_file,  # temp file, fsync, os.replace: never a half-written file
+    )
 
     write_file(text.encode(), path)
 

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from glassloop.cli import ArgumentParser
-from glassloop.distributed import is_main_process
+from glassloop.core.distributed import is_main_process
 from glassloop.errors import CheckpointError, ConfigError, DataError, one_line
 
 CONFIG_VERSION = 1
@@ -87,7 +87,7 @@ def fit_parser() -> ArgumentParser:
     return parser
 
 
-# Streaming (glassloop.streaming): flags only, never in FitConfig/--config, so config files stay as they were.
+# Streaming (glassloop.tabular.streaming): flags only, never in FitConfig/--config, so config files stay as they were.
 STREAM_FLAGS = ("stream", "stream_threshold_mb")
 
 
@@ -103,7 +103,7 @@ def fit_main(argv: list[str]) -> int:
     """`glassloop fit`: validate everything, then create --out, train, compare, report."""
     args = fit_parser().parse_args(argv)
     flags = {k: v for k, v in vars(args).items() if k != "config" and k not in STREAM_FLAGS}
-    from glassloop.data import build_config, read_config_file
+    from glassloop.tabular.data import build_config, read_config_file
 
     file_values = read_config_file(args.config) if args.config else {}
     config = build_config(file_values, flags, source=f"config file {args.config!r}")
@@ -113,10 +113,10 @@ def fit_main(argv: list[str]) -> int:
     out = Path(config.out)
     _check_new_run_dir(out)
     data_path = Path(config.data).resolve()
-    from glassloop.streaming import should_stream
+    from glassloop.tabular.streaming import should_stream
 
-    if should_stream(data_path, args.stream, args.stream_threshold_mb):  # big Parquet: glassloop.streaming
-        from glassloop.streaming import fit_streamed
+    if should_stream(data_path, args.stream, args.stream_threshold_mb):  # big Parquet: glassloop.tabular.streaming
+        from glassloop.tabular.streaming import fit_streamed
 
         return fit_streamed(data_path, config, out, {"forced": args.stream,
                                                      "threshold_mb": args.stream_threshold_mb})
@@ -280,7 +280,7 @@ def check_output_file(value: str, flag: str = "--out") -> Path:
 
 def write_output_file(data: bytes, path: Path, flag: str = "--out") -> None:
     """Atomically (temporary file next to it, fsync, os.replace); an OSError is one line and leaves no file."""
-    from glassloop.checkpoint import write_file
+    from glassloop.core.checkpoint import write_file
 
     try:
         write_file(data, path)
@@ -290,7 +290,7 @@ def write_output_file(data: bytes, path: Path, flag: str = "--out") -> None:
 
 
 def _prepare(data_path: Path, config: Any) -> Any:
-    from glassloop.data import prepare, read_table
+    from glassloop.tabular.data import prepare, read_table
 
     frame = read_table(data_path)
     return prepare(frame, config.target, features=config.features, task=config.task, split=config.split,
@@ -347,7 +347,7 @@ def _sha256(path: Path) -> str:
 
 def _write_json(path: Path, value: Any) -> None:
     """Write atomically (temporary file, fsync, os.replace): a reader (or a crash) never sees half a file."""
-    from glassloop.checkpoint import write_file
+    from glassloop.core.checkpoint import write_file
 
     write_file((json.dumps(value, indent=2, default=_json_default) + "\n").encode("utf-8"), path)
 
@@ -394,7 +394,7 @@ def _outputs(model: Any, inputs: np.ndarray) -> np.ndarray:
 
 def _network_metrics(model: Any, prepared: Any) -> dict[str, float]:
     """The network's validation metrics in the baselines' units (original target units, probabilities)."""
-    from glassloop.data import classification_metrics, regression_metrics
+    from glassloop.tabular.data import classification_metrics, regression_metrics
 
     outputs = _outputs(model, prepared.val_x)
     if prepared.transform.task == "classification":
@@ -471,7 +471,7 @@ def run_paths(out: Path, curves: Path | None) -> dict[str, str]:
 def _train_and_report(out: Path, record: dict[str, Any], prepared: Any, resume: bool) -> int:
     import torch
 
-    from glassloop.data import run_baselines, to_tensors
+    from glassloop.tabular.data import run_baselines, to_tensors
 
     options = record["options"]
     task = prepared.transform.task
@@ -518,7 +518,7 @@ def _train_and_report(out: Path, record: dict[str, Any], prepared: Any, resume: 
 
 def compare(network: dict[str, float], baselines: dict[str, dict[str, Any]], task: str) -> dict[str, Any]:
     """Did the network beat the best baseline on the primary metric, and by how much (absolute and relative)."""
-    from glassloop.data import PRIMARY_METRIC
+    from glassloop.tabular.data import PRIMARY_METRIC
 
     metric, direction = PRIMARY_METRIC[task]
     if not baselines:
@@ -623,7 +623,7 @@ def _check_record(record: dict[str, Any], config_path: Path) -> None:
     not match the transform would fail deep inside torch)."""
     from pydantic import ValidationError
 
-    from glassloop.data import FitConfig, TableTransform, config_error
+    from glassloop.tabular.data import FitConfig, TableTransform, config_error
 
     def bad(problem: str) -> DataError:
         return DataError(f"{str(config_path)!r} {problem}; expected the config.json 'glassloop fit' wrote; restore "
@@ -736,11 +736,11 @@ def resume_main(argv: list[str]) -> int:
         raise DataError(f"data file {str(data_path)!r} changed since the run started (sha256 differs); expected the "
                         "same table; restore it, or start a new run with 'glassloop fit'")
     try:
-        if record.get("streaming"):  # a streamed run re-streams its data (glassloop.streaming)
-            from glassloop.streaming import resume_streamed
+        if record.get("streaming"):  # a streamed run re-streams its data (glassloop.tabular.streaming)
+            from glassloop.tabular.streaming import resume_streamed
 
             return resume_streamed(run_dir, record, args.mlflow)
-        from glassloop.data import FitConfig, TableTransform
+        from glassloop.tabular.data import FitConfig, TableTransform
 
         config = FitConfig.model_validate(record["options"])
         if not args.mlflow:
@@ -782,13 +782,13 @@ def predict_main(argv: list[str]) -> int:
             if path.exists() and os.path.samefile(path, target):
                 raise ConfigError(f"--out {args.out!r} is {name}; writing predictions there would destroy it; "
                                   "expected a new CSV path; choose another --out")
-    from glassloop.data import TableTransform, read_table
-    from glassloop.streaming import should_stream
+    from glassloop.tabular.data import TableTransform, read_table
+    from glassloop.tabular.streaming import should_stream
 
     model = _model_from_record(record)
     _load_weights(model, best)
     if should_stream(Path(args.data), args.stream, args.stream_threshold_mb):  # big Parquet: CSV rows as they come
-        from glassloop.streaming import predict_streamed
+        from glassloop.tabular.streaming import predict_streamed
 
         return predict_streamed(record, model, Path(args.data), args.out)
     transform = TableTransform.from_dict(record["transform"])

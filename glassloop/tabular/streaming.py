@@ -5,7 +5,7 @@ statistics, and a bounded sample for the baselines.
 
     scan_parquet(path, ...)  one streaming pass: validate, split, fit the scaling on training rows (Chan's merge)
     ParquetBatches           a re-iterable of (inputs, targets) batches for `gl.fit`, one pass per epoch
-    fit_streamed / resume_streamed / predict_streamed   the CLI paths (glassloop.tabular dispatches to them)
+    fit_streamed / resume_streamed / predict_streamed   the CLI paths (glassloop.tabular.commands dispatches to them)
 
 Split without loading the file (documented in docs/streaming.md):
 - `random`: a row is validation when a seeded hash of its global row index (splitmix64) falls below
@@ -32,7 +32,8 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from glassloop.data import (
+from glassloop.errors import ConfigError, DataError
+from glassloop.tabular.data import (
     MIN_TRAIN_ROWS,
     MIN_VAL_ROWS,
     Scaler,
@@ -45,7 +46,6 @@ from glassloop.data import (
     parse_times,
     to_tensors,
 )
-from glassloop.errors import ConfigError, DataError
 
 DEFAULT_THRESHOLD_MB = 512.0
 HEAD_ROWS = 50_000  # rows read up front to infer the task and the feature columns
@@ -433,7 +433,7 @@ class StreamMetrics:
 
 
 def network_metrics(model: Any, val: ParquetBatches) -> dict[str, float]:
-    from glassloop.tabular import _outputs
+    from glassloop.tabular.commands import _outputs
 
     metrics = StreamMetrics(val.transform.task)
     for x, y in val.arrays():
@@ -496,7 +496,7 @@ def prepare_streamed(data_path: Path, config: Any) -> StreamPrepared:
 
 def fit_streamed(data_path: Path, config: Any, out: Path, stream_options: dict[str, Any]) -> int:
     """`glassloop fit` on a streamed Parquet file: the same run directory as the in-memory path."""
-    from glassloop import tabular
+    from glassloop.tabular import commands as tabular
 
     prepared = prepare_streamed(data_path, config)
     tabular.check_model_size(prepared.transform.n_inputs, list(config.hidden), prepared.transform.n_outputs)
@@ -530,8 +530,8 @@ def fit_streamed(data_path: Path, config: Any, out: Path, stream_options: dict[s
 def resume_streamed(run_dir: Path, record: dict[str, Any], mlflow: bool) -> int:
     """`glassloop resume` of a streamed run: re-scan (same transform or refuse), continue from latest.pt."""
     import glassloop as gl
-    from glassloop import tabular
-    from glassloop.data import FitConfig
+    from glassloop.tabular import commands as tabular
+    from glassloop.tabular.data import FitConfig
 
     config = FitConfig.model_validate(record["options"])
     if not mlflow:
@@ -551,7 +551,7 @@ def _train_and_report(out: Path, record: dict[str, Any], prepared: StreamPrepare
                       start_epoch: int = 0) -> int:
     import torch
 
-    from glassloop import tabular
+    from glassloop.tabular import commands as tabular
 
     options = record["options"]
     transform = prepared.transform
@@ -623,7 +623,7 @@ def predict_streamed(record: dict[str, Any], model: Any, data: Path, out: str | 
     With `out`, rows go to a temporary file next to it, which is fsynced and moved over `out` only when every row
     is written: a failure (a bad row group, a full disk) leaves no partial file and is one line.
     """
-    from glassloop import tabular
+    from glassloop.tabular import commands as tabular
 
     transform = TableTransform.from_dict(record["transform"])
     parquet = _open(data)

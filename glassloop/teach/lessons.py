@@ -6,12 +6,9 @@ oracles). Each runs in a few seconds on a laptop CPU. `glassloop lesson` lists t
 
 from __future__ import annotations
 
-import json
 import math
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from glassloop.errors import ConfigError
@@ -36,13 +33,13 @@ def _watch(text: str) -> None:
 
 # ---------------------------------------------------------------------------------------------------- helpers
 def _diagnosis(history: Any) -> str | None:
-    """Print what `glassloop.diagnosis` says about a run; None (and a note) in a build without that module."""
+    """Print what `glassloop.analysis.diagnosis` says about a run; None (and a note) in a build without that module."""
     try:
-        from glassloop.diagnosis import diagnose
+        from glassloop.analysis.diagnosis import diagnose
     except ModuleNotFoundError as error:
-        if error.name != "glassloop.diagnosis":
+        if error.name != "glassloop.analysis.diagnosis":
             raise  # a real import bug inside the module must not be hidden
-        print("  (glassloop.diagnosis is not part of this build: no automatic diagnosis)")
+        print("  (glassloop.analysis.diagnosis is not part of this build: no automatic diagnosis)")
         return None
     result = diagnose(history)
     print("  diagnosis:")
@@ -53,7 +50,7 @@ def _diagnosis(history: Any) -> str | None:
 
 def _history(losses: list[float], grad_norms: list[float], lr: float, val_losses: list[float] | None = None):
     """Records of a hand-written loop in the shape `gl.fit` returns, so the diagnosis can read them."""
-    from glassloop.state import History
+    from glassloop.core.state import History
 
     history = History()
     for epoch, (loss, norm) in enumerate(zip(losses, grad_norms, strict=True)):
@@ -487,34 +484,3 @@ def run_lesson(name: str) -> LessonResult:
     if name not in LESSONS:
         raise ConfigError(f"unknown lesson {name!r}; expected one of: {', '.join(LESSONS)}")
     return LESSONS[name].run()
-
-
-def listing() -> str:
-    lines = ["lessons (run one with: glassloop lesson NAME, or all of them with: glassloop lesson --all):"]
-    lines += [f"  {lesson.name:<18} {lesson.summary}" for lesson in LESSONS.values()]
-    return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`glassloop lesson` lists the lessons; `glassloop lesson NAME` runs one."""
-    from glassloop.cli import ArgumentParser
-
-    parser = ArgumentParser(prog="glassloop lesson", description="Run the lessons' examples and watch the numbers.")
-    parser.add_argument("name", nargs="?", help="the lesson to run; leave out to list them")
-    parser.add_argument("--all", action="store_true", help="run every lesson, in order")
-    parser.add_argument("--json", metavar="PATH", help="also write the lessons' key numbers to PATH as JSON")
-    args = parser.parse_args(argv or [])
-    if args.all and args.name:
-        raise ConfigError(f"give a lesson name ({args.name!r}) or --all, not both")
-    if args.name is None and not args.all:
-        print(listing())
-        return 0
-    names = list(LESSONS) if args.all else [args.name]
-    results = {}
-    for name in names:
-        started = time.perf_counter()
-        results[name] = run_lesson(name)
-        print(f"\n(lesson {name} ran in {time.perf_counter() - started:.1f} s)")
-    if args.json:
-        Path(args.json).write_text(json.dumps(results if args.all else results[args.name], indent=1, default=str))
-    return 0

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 import glassloop as gl
-from glassloop.distributed import is_main_process
+from glassloop.core.distributed import is_main_process
 
 
 class CrashOnce:

@@ -1,6 +1,6 @@
 """Small example tables shipped with glassloop (DESIGN §4): `crop` (lesson 003) and `house` (lesson 002).
 
-    from glassloop import datasets
+    from glassloop.tabular import datasets
     frame = datasets.load("crop")          # pandas.DataFrame
     datasets.path("crop")                  # Path to the CSV, e.g. for `glassloop fit`
 """
@@ -15,7 +15,7 @@ from glassloop.errors import ConfigError
 if TYPE_CHECKING:
     import pandas as pd
 
-DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+DATA_DIR = Path(__file__).resolve().parent  # the CSVs ship beside this file
 # name -> (target column, time column or None, what it is)
 DATASETS: dict[str, tuple[str, str | None, str]] = {
     "crop": ("yield_t_ha", "date", "48 harvest records, 4 farms, 2019-2024 (lesson 003); temporal split on date"),

@@ -6,7 +6,7 @@ harvest `date`, the `farm` and `season` (categorical) and the `yield_t_ha` targe
 
 The yield carries a real, partly non-linear signal (temperature has an optimum near 21 °C, fertiliser has
 diminishing returns, each farm has its own soil) plus noise, so that a small MLP has something to find and a
-linear model is a fair baseline. Run `python -m glassloop.datasets.make_crop` to rewrite the shipped CSV;
+linear model is a fair baseline. Run `python -m glassloop.tabular.datasets.make_crop` to rewrite the shipped CSV;
 the output is byte-for-byte reproducible (values are rounded before they are written).
 """
 
@@ -83,9 +83,9 @@ def to_csv(records: list[dict[str, object]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Write the CSV to the path given (default: the packaged glassloop/data/crop.csv)."""
+    """Write the CSV to the path given (default: the packaged glassloop/tabular/datasets/crop.csv)."""
     args = sys.argv[1:] if argv is None else argv
-    target = Path(args[0]) if args else Path(__file__).resolve().parent.parent / "data" / "crop.csv"
+    target = Path(args[0]) if args else Path(__file__).resolve().parent / "crop.csv"
     target.write_text(to_csv(generate()))
     print(f"wrote {target} ({len(generate())} records)")
     return 0

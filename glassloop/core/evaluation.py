@@ -1,0 +1,92 @@
+"""`evaluate` and `predict` underneath: one pass over data under model.eval() + torch.no_grad()."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from glassloop.core.batches import as_tensor, make_source
+from glassloop.core.building import make_loss
+from glassloop.core.devices import move_to, resolve_device
+from glassloop.core.guards import ShapeGuard, check_model
+from glassloop.core.metrics import make_metrics
+from glassloop.errors import ConfigError
+
+
+def batch_rows(batch: Any) -> int:
+    """Rows in a batch: the first dimension of its first tensor (1 when it holds none)."""
+    if isinstance(batch, torch.Tensor):
+        return len(batch) if batch.dim() else 1
+    items = batch.values() if isinstance(batch, dict) else batch if isinstance(batch, (tuple, list)) else ()
+    return next((batch_rows(item) for item in items if isinstance(item, (torch.Tensor, tuple, list, dict))), 1)
+
+
+def evaluate_source(model: nn.Module, data: Any, loss: Any, metrics: Any, batch_size: int | None,
+                    device: Any, compute_loss: Any) -> dict[str, float]:
+    """Mean loss per row over `data` (a `reduction='sum'` loss is divided by the rows), plus metrics."""
+    check_model(model)
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+        raise ConfigError(f"batch_size={batch_size!r} is not a positive integer")
+    if isinstance(data, torch.Tensor):
+        raise ConfigError("evaluate needs (inputs, targets), a Dataset or a DataLoader, not a bare tensor; "
+                          "use gl.predict(model, inputs) for outputs without targets")
+    device = resolve_device(device) if device is not None else _model_device(model)
+    loss_fn = loss if isinstance(loss, ShapeGuard) else ShapeGuard(make_loss(loss))
+    summed = getattr(loss_fn.loss_fn, "reduction", "mean") == "sum"  # a batch's loss is already a sum
+    metric_fns = metrics if isinstance(metrics, dict) and all(callable(f) for f in metrics.values()) \
+        else make_metrics(metrics)
+    # Validation needs no small batches: in-memory data goes through in chunks of at least 8192 rows.
+    source = make_source(data, max(batch_size or 0, 8192), False, None, "val")
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            total, count, outputs_all, targets_all = 0.0, 0, [], []
+            for batch in source.epoch():
+                batch = move_to(batch, device)
+                if compute_loss is not None:  # a custom loss is a batch mean: weight it by the batch's rows
+                    rows = batch_rows(batch)
+                    total += float(compute_loss(model, batch)) * rows
+                    count += rows
+                    continue
+                inputs, targets = batch
+                outputs = model(inputs)
+                total += float(loss_fn(outputs, targets)) * (1 if summed else len(targets))
+                count += len(targets)
+                if metric_fns:
+                    outputs_all.append(outputs)
+                    targets_all.append(targets)
+            if count == 0:
+                raise ConfigError("evaluation data is empty (no batches); pass at least one example")
+            result = {"loss": total / count}
+            if metric_fns and outputs_all:
+                outputs, targets = torch.cat(outputs_all), torch.cat(targets_all)
+                result.update({name: float(fn(outputs, targets)) for name, fn in metric_fns.items()})
+    finally:
+        model.train(was_training)
+    return result
+
+
+def predict_tensor(model: nn.Module, inputs: Any, batch_size: int | None, device: Any) -> torch.Tensor:
+    check_model(model)
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+        raise ConfigError(f"batch_size={batch_size!r} is not a positive integer (or None for one pass)")
+    if isinstance(inputs, str):
+        raise ConfigError(f"inputs is the string {inputs[:40]!r}; pass a tensor or an array of features")
+    device = resolve_device(device) if device is not None else _model_device(model)
+    inputs = as_tensor(inputs, "inputs")
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            size = batch_size or len(inputs)
+            return torch.cat([model(chunk.to(device)).cpu() for chunk in inputs.split(size)])
+    finally:
+        model.train(was_training)
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    parameter = next(model.parameters(), None)
+    return parameter.device if parameter is not None else torch.device("cpu")
