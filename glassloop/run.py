@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import signal
 import threading
 import time
@@ -30,7 +29,8 @@ from glassloop.core.guards import (
     check_pairs,
 )
 from glassloop.core.metrics import make_metrics
-from glassloop.core.options import _check_number, check_options
+from glassloop.core.options import check_options
+from glassloop.core.rules import choose_threads, nonfinite_reason
 from glassloop.core.state import History, LoopState
 from glassloop.core.torch_private import fast_step
 from glassloop.errors import ConfigError
@@ -196,12 +196,8 @@ class Run:
             self.scheduler.step()
 
     def nonfinite_reason(self, loss_value: float, norm_value: float, batch_index: int) -> str:
-        what = "loss" if not math.isfinite(loss_value) else "gradient norm"
-        value = loss_value if what == "loss" else norm_value
         self.state.extra["nonfinite"] = True
-        return (f"non-finite {what} ({value}) at epoch {self.state.epoch + 1}, batch {batch_index + 1}, "
-                f"step {self.state.step + 1}; no update was applied. Lower the learning rate ~10x, "
-                "add clip_grad_norm=1.0, and check the data for NaN/Inf or unscaled features")
+        return nonfinite_reason(loss_value, norm_value, self.state.epoch, batch_index, self.state.step)
 
     def finish(self) -> None:
         history = self.state.history
@@ -229,20 +225,8 @@ class Run:
                 torch.set_num_threads(previous)
 
     def _threads(self, threads: Any) -> int | None:
-        if threads == "auto":
-            # Small models gain nothing from a second intra-op thread, and any model's spin-waiting threads
-            # collapse (3-40x slower) when a neighbour process is busy (reference/performance.md §7): one thread
-            # unless the step is GEMM-heavy and the machine looks idle.
-            if self.device.type != "cpu":
-                return None
-            batch = self.options["batch_size"] or getattr(self.train, "n", 1)
-            macs_per_step = batch * sum(p.numel() for p in self.parameters)
-            busy = os.getloadavg()[0] > max(1.0, (os.cpu_count() or 1) - 0.5) if hasattr(os, "getloadavg") else False
-            return 1 if macs_per_step < 4_000_000 or busy else None
-        if threads is None:
-            return None
-        _check_number("threads", threads, 1, integer=True)
-        return threads
+        batch = self.options["batch_size"] or getattr(self.train, "n", 1)
+        return choose_threads(threads, self.device, batch, sum(p.numel() for p in self.parameters))
 
     def _install_signal_handlers(self) -> dict[int, Any]:
         if threading.current_thread() is not threading.main_thread():

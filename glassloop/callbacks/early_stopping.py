@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from glassloop.core.rules import improved, patience_reason
 from glassloop.errors import ConfigError
 
 
@@ -28,9 +29,7 @@ class EarlyStopping:
         self.best_weights: dict[str, Any] | None = None
 
     def improved(self, value: float) -> bool:
-        if self.best is None:
-            return True
-        return value < self.best - self.min_delta if self.mode == "min" else value > self.best + self.min_delta
+        return improved(value, self.best, self.mode, self.min_delta)
 
     def on_fit_start(self, state: Any) -> None:
         self.check_monitor(state.record_keys)  # before the first batch, not after a wasted epoch
@@ -58,8 +57,7 @@ class EarlyStopping:
             return
         self.wait += 1
         if self.wait >= self.patience:
-            state.stop(f"early stopping: {self.monitor} has not improved for {self.patience} epochs since its best "
-                       f"{self.best:.6g} at epoch {self.best_epoch + 1}")
+            state.stop(patience_reason(self.monitor, self.patience, self.best, self.best_epoch))
 
     def on_fit_end(self, state: Any) -> None:
         if self.restore_best and self.best_weights is not None and not state.extra.get("signal"):

@@ -27,6 +27,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from glassloop.callbacks.tracking import experiment_id
+
 # MLflow's limits per log_batch call and per param value (mlflow/utils/validation.py).
 MAX_METRICS_PER_BATCH = 1000
 MAX_PARAMS_PER_BATCH = 100
@@ -161,34 +163,10 @@ class MLflowLogger:
 
     # -- opening a run -----------------------------------------------------------------------------------------
 
-    def _experiment_id(self) -> str:
-        client = self._client
-        experiment = client.get_experiment_by_name(self.experiment)
-        if experiment is not None:
-            if experiment.lifecycle_stage == "deleted":
-                client.restore_experiment(experiment.experiment_id)
-            return experiment.experiment_id
-        try:
-            return client.create_experiment(self.experiment, artifact_location=self._artifact_location())
-        except Exception:  # another process created it first
-            experiment = client.get_experiment_by_name(self.experiment)
-            if experiment is None:
-                raise
-            return experiment.experiment_id
-
-    def _artifact_location(self) -> str | None:
-        """Beside the database for a local SQLite store; MLflow's default (./mlruns in the cwd) otherwise."""
-        uri = self.tracking_uri or ""
-        if not uri.startswith("sqlite:///") or uri.endswith(":memory:"):
-            return None
-        database = Path(uri[len("sqlite:///"):])
-        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in self.experiment)
-        return (database.resolve().parent / "mlartifacts" / safe).as_uri()
-
     def _create_run(self) -> None:
         import glassloop
 
-        self.experiment_id = self._experiment_id()
+        self.experiment_id = experiment_id(self._client, self.experiment, self.tracking_uri)
         tags = {"glassloop.version": glassloop.__version__, **self.tags}
         run = self._client.create_run(self.experiment_id, run_name=self.run_name, tags=tags)
         self.run_id = run.info.run_id
