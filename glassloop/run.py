@@ -154,7 +154,7 @@ class Run:
 
     def resume_partial_epoch(self) -> tuple[list[float], list[float], float]:
         """Start an epoch: empty accumulators, or those of an epoch interrupted mid-way and now resumed."""
-        partial = self.state.extra.pop("partial_epoch", None)
+        partial, self.state.partial_epoch = self.state.partial_epoch, None
         if partial is None:
             self.epoch_lr = self.optimizer.param_groups[0]["lr"]  # the LR this epoch trains with
             return [], [], time.perf_counter()
@@ -164,7 +164,7 @@ class Run:
     def save_partial_epoch(self, losses: list[float], norms: list[float], started: float) -> None:
         # Only the in-memory batcher knows its position inside an epoch; other sources redo the epoch.
         if isinstance(self.train, TensorBatcher):
-            self.state.extra["partial_epoch"] = {"losses": losses, "norms": norms, "lr": self.epoch_lr,
+            self.state.partial_epoch = {"losses": losses, "norms": norms, "lr": self.epoch_lr,
                                                  "seconds": time.perf_counter() - started}
 
     def epoch_record(self, losses: list[float], norms: list[float]) -> dict[str, Any]:
@@ -196,7 +196,7 @@ class Run:
             self.scheduler.step()
 
     def nonfinite_reason(self, loss_value: float, norm_value: float, batch_index: int) -> str:
-        self.state.extra["nonfinite"] = True
+        self.state.nonfinite = True
         return nonfinite_reason(loss_value, norm_value, self.state.epoch, batch_index, self.state.step)
 
     def finish(self) -> None:
@@ -240,7 +240,7 @@ class Run:
                 return
             # Order matters: whoever sees should_stop set must also see the signal (Checkpoint reads them so).
             self.interrupted = signum
-            self.state.extra["signal"] = signum
+            self.state.interrupted_by = signum
             name = signal.Signals(signum).name
             self.state.stop(f"interrupted by {name} at epoch {self.state.epoch + 1}, step {self.state.step}; "
                             "resume with gl.Checkpoint(run_dir, resume=True) or `glassloop resume DIR`")
@@ -264,7 +264,7 @@ class Run:
             findings = check(self.module, self.loss_fn.loss_fn, self.optimizer, (inputs, targets))
         finally:
             self.module.train(was_training)
-        self.state.extra["checks"] = findings
+        self.state.checks = findings
         if self.options["verbose"] and distributed.is_main_process():
             for finding in findings:
                 print(finding.render())

@@ -344,7 +344,7 @@ def test_checks_true_runs_the_runtime_probes_before_training(ssa_small, capsys):
 
     class Keep:
         def on_fit_start(self, state):
-            seen["checks"] = state.extra["checks"]
+            seen["checks"] = state.checks
 
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0)  # a learning rate of 0 never learns
     gl.fit(model, (x, y), optimizer=optimizer, epochs=1, checks=True, callbacks=[Keep()])

@@ -91,12 +91,12 @@ class Checkpoint:
             if key in stateful:
                 stateful[key].load_state_dict(callback_state)
         if checkpoint["partial_epoch"] is not None:
-            state.extra["partial_epoch"] = checkpoint["partial_epoch"]
+            state.partial_epoch = checkpoint["partial_epoch"]
         set_rng_states(checkpoint["rng"])
         state.resumed = True
         if checkpoint["finished"]:
             state.stop(state.history.stop_reason or "finished")
-            state.extra["already_finished"] = True
+            state.already_finished = True
             print(f"Run in {self.run_dir} already finished ({state.history.stop_reason}); nothing to resume.")
         else:
             state.history.stop_reason = None  # it said "interrupted"; the run goes on
@@ -144,7 +144,7 @@ class Checkpoint:
                                          config=state.config)
         self.append_history_row(state)
         stopping = state.should_stop
-        interrupted = bool(state.extra.get("signal"))  # read after should_stop: a signal sets it first
+        interrupted = bool(state.interrupted_by)  # read after should_stop: a signal sets it first
         finished = (stopping and not interrupted) or record["epoch"] + 1 >= state.epochs
         now = time.monotonic()
         if not (finished or stopping or now - self.last_write >= self.every_seconds):
@@ -153,7 +153,7 @@ class Checkpoint:
         # best.pt first: a kill between the two writes must not leave a latest.pt whose history names a best
         # epoch that best.pt never received (a resume would not write it again).
         self.write_pending_best()
-        if not state.extra.get("nonfinite"):  # else keep the last good latest.pt: a resume would hit NaN again
+        if not state.nonfinite:  # else keep the last good latest.pt: a resume would hit NaN again
             self.save_latest(state, finished=finished)
 
     def write_pending_best(self) -> None:
@@ -177,8 +177,8 @@ class Checkpoint:
         if not is_main_process():
             return
         self.write_pending_best()
-        if "partial_epoch" in state.extra:  # interrupted mid-epoch: save the position to continue from
-            self.save_latest(state, finished=False, partial_epoch=state.extra["partial_epoch"])
+        if state.partial_epoch is not None:  # interrupted mid-epoch: save the position to continue from
+            self.save_latest(state, finished=False, partial_epoch=state.partial_epoch)
         self.close()
         if state.history.records:
             state.history.to_csv(self.run_dir / "history.csv")

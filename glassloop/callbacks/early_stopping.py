@@ -60,9 +60,9 @@ class EarlyStopping:
             state.stop(patience_reason(self.monitor, self.patience, self.best, self.best_epoch))
 
     def on_fit_end(self, state: Any) -> None:
-        if self.restore_best and self.best_weights is not None and not state.extra.get("signal"):
+        if self.restore_best and self.best_weights is not None and not state.interrupted_by:
             state.model.load_state_dict(self.best_weights)
-            state.extra["restored_epoch"] = self.best_epoch
+            state.restored_epoch = self.best_epoch
 
     def state_dict(self) -> dict[str, Any]:
         return {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait,

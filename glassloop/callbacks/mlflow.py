@@ -104,7 +104,7 @@ class MLflowLogger:
     def _open(self, state: Any) -> None:
         from glassloop.core.distributed import is_main_process
 
-        if not is_main_process() or state.extra.get("already_finished"):
+        if not is_main_process() or state.already_finished:
             return  # other ranks log nothing; a finished run is left exactly as it was
         import mlflow
         from mlflow.entities import Metric
@@ -147,7 +147,7 @@ class MLflowLogger:
     def on_fit_end(self, state: Any) -> None:
         if not self._active:
             return
-        interrupted = bool(state.extra.get("signal"))
+        interrupted = bool(state.interrupted_by)
         with self._timed("end"):
             self._finish(state, "KILLED" if interrupted else "FINISHED", final=not interrupted)
 
@@ -155,7 +155,7 @@ class MLflowLogger:
         if not self._active:
             return
         error = state.exception
-        killed = isinstance(error, KeyboardInterrupt) or bool(state.extra.get("signal"))
+        killed = isinstance(error, KeyboardInterrupt) or bool(state.interrupted_by)
         try:
             self._finish(state, "KILLED" if killed else "FAILED", final=False, error=error)
         except Exception as failure:  # noqa: BLE001 - the training error is the one the user must see
@@ -323,7 +323,7 @@ class MLflowLogger:
                 flavour_logger.setLevel(level)
             self._client.log_artifacts(self.run_id, str(Path(folder) / "model"), "model")
         self.model_uri = f"runs:/{self.run_id}/model"
-        restored = state.extra.get("restored_epoch")
+        restored = state.restored_epoch
         epoch = restored if restored is not None else (state.history.records[-1]["epoch"]
                                                        if state.history.records else None)
         tags = {"glassloop.model_uri": self.model_uri}

@@ -137,7 +137,19 @@ class LoopState:
     stop_reason: str | None = None
     exception: BaseException | None = None
     resumed: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)  # callbacks may share data here
+    # What the loop and the built-in callbacks share, as typed fields (never string keys):
+    interrupted_by: int | None = None  # SIGINT/SIGTERM number once a signal asked the run to stop
+    nonfinite: bool = False  # the non-finite guard stopped the run before a bad update
+    partial_epoch: dict[str, Any] | None = None  # an epoch cut short by a signal (losses, norms, lr, seconds)
+    restored_epoch: int | None = None  # the epoch whose weights EarlyStopping(restore_best) put back
+    already_finished: bool = False  # resume found a run that had already finished
+    checks: list[Any] = field(default_factory=list)  # findings of the runtime probes (fit(checks=True))
+    extra: dict[str, Any] = field(default_factory=dict)  # for user callbacks only; glassloop never reads it
+
+    @property
+    def signal(self) -> int | None:
+        """Deprecated spelling kept for user callbacks: the signal number, as `interrupted_by`."""
+        return self.interrupted_by
 
     def final_stop_reason(self) -> str:
         """Why the run ended: what stopped it, or that it completed all its epochs."""
@@ -148,3 +160,10 @@ class LoopState:
         self.should_stop = True
         if self.stop_reason is None:
             self.stop_reason = reason
+
+
+def shown_epoch(epoch: int | None) -> int | None:
+    """The one epoch convention: 0-based in Python objects (History.records, best_epoch, LoopState.epoch),
+    1-based wherever a person or a file sees it (console, history.csv, summary.json, MLflow steps and tags,
+    TensorBoard steps, sweep.csv, diagnosis text and JSON, plots)."""
+    return None if epoch is None else epoch + 1
