@@ -274,7 +274,7 @@ class Flow:
         elif kind == "loss" or name in ("mse_loss", "cross_entropy", "l1_loss", "nll_loss", "huber_loss",
                                         "binary_cross_entropy", "binary_cross_entropy_with_logits",
                                         "smooth_l1_loss"):
-            self.add("LOSS", node, full, ctx, targets=targets)
+            self.add("LOSS", node, full, ctx, targets=targets, stmt=stmt)
 
     def _step(self, node: ast.Call, receiver: str, receiver_kind: str | None, ctx: Ctx) -> None:
         if receiver_kind == "scaler" or receiver_kind == "accelerator":

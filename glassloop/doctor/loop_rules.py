@@ -7,9 +7,10 @@ import re
 from collections.abc import Callable
 
 from glassloop.doctor.flow import Event, Flow
-from glassloop.doctor.symbols import EPOCH_SCHEDULERS, Symbols, callee, kwarg
+from glassloop.doctor.models import Values
+from glassloop.doctor.symbols import EPOCH_SCHEDULERS, Symbols, callee, dotted, kwarg
 
-Emit = Callable[[int, str, str], None]
+Emit = Callable[..., None]
 VAL_NAME = re.compile(r"val|valid|test|dev|holdout|eval|^[a-z]{1,2}_?(v|te|tst)$", re.I)  # X_val, Xv, x_te
 VAL_FUNC = re.compile(r"eval|valid|test", re.I)
 NOT_TRAINED = re.compile(r"target|tgt|teacher|ema|frozen|pretrained", re.I)
@@ -24,8 +25,8 @@ def _same(a: str, b: str) -> bool:
 
 
 class LoopRules:
-    def __init__(self, flow: Flow, symbols: Symbols, emit: Emit) -> None:
-        self.flow, self.symbols, self.emit = flow, symbols, emit
+    def __init__(self, flow: Flow, symbols: Symbols, values: Values, emit: Emit) -> None:
+        self.flow, self.symbols, self.values, self.emit = flow, symbols, values, emit
         self.events = flow.events
         self.by_loop: dict[int, list[int]] = {}
         for index, event in enumerate(self.events):
@@ -56,7 +57,12 @@ class LoopRules:
         kinds = [e.kind for e in events]
         if "ZG" not in kinds:
             first_bw = next(e for e in events if e.kind == "BW")
-            self.emit(first_bw.line, "GL101", "")
+            forwards = [e for e in events[:events.index(first_bw)] if e.kind == "FWD"]
+            if forwards:   # zero_grad() belongs before the forward pass
+                self.emit(forwards[0].line, "GL101", f"no zero_grad() before this forward pass; backward() at "
+                                                     f"line {first_bw.line} adds to the old gradients")
+            else:
+                self.emit(first_bw.line, "GL101", "")
         for k, step in enumerate(events):
             if step.kind != "STEP":
                 continue
@@ -125,8 +131,34 @@ class LoopRules:
                 if e.kind == "TRAIN":
                     break
                 if e.kind == "BW":
-                    self.emit(outer_events[p].line, "GL109", "")
+                    self._report_train_mode(outer, outer_events, outer_events[p])
                     return
+
+    def _report_train_mode(self, outer: int, events: list[Event], evaluation: Event) -> None:
+        """GL109 where model.train() belongs: the start of the training function, else of the epoch loop."""
+        loop = self.flow.loops[outer]
+        bw = next(e for e in events if e.kind == "BW")
+        line = loop.node.body[0].lineno
+        if len(bw.ctx.stack) > len(loop.stack):
+            fn = self._function(bw.ctx.stack[len(loop.stack)], bw.ctx.cls)
+            if fn is not None:
+                line = _first_statement(fn)
+        forwards = [e for e in events if e.kind == "FWD" and isinstance(e.node, ast.Call)]
+        severity = self._mode_severity(forwards)
+        self.emit(line, "GL109", f"model.eval() at line {evaluation.line} is still in effect here", severity)
+
+    def _function(self, name: str, cls: str | None) -> ast.FunctionDef | None:
+        if cls and name in self.symbols.methods.get(cls, {}):
+            return self.symbols.methods[cls][name]
+        if name in self.symbols.functions:
+            return self.symbols.functions[name]
+        owners = [m[name] for m in self.symbols.methods.values() if name in m]
+        return owners[0] if len(owners) == 1 else None
+
+    def _mode_severity(self, forwards: list[Event]) -> str | None:
+        """`info` when every visible model has neither dropout nor batch-norm (train/eval changes nothing)."""
+        verdicts = {self.values.has_mode_layers(self.values.built(e.node)) for e in forwards}
+        return "info" if verdicts == {False} else None
 
     # ---- GL105 GL106 ---------------------------------------------------------------------------------------
     def schedulers(self) -> None:
@@ -178,7 +210,21 @@ class LoopRules:
             if fwd.ctx.no_grad is False:
                 self.emit(line, "GL108", "")
             if not self._in_eval_mode(index, fwd.obj):
-                self.emit(line, "GL107", "")
+                where = self._eval_belongs(fwd, self.flow.loops[loops[-1]].node if own_loop else None, line)
+                detail = f"the forward pass at line {fwd.line} runs in training mode" if where != fwd.line else ""
+                self.emit(where, "GL107", detail, self._mode_severity([fwd]))
+
+    def _eval_belongs(self, fwd: Event, loop: ast.AST | None, line: int) -> int:
+        """Where model.eval() belongs: the top of the evaluation function, or before the block around the loop."""
+        for name in reversed(fwd.ctx.stack):
+            if VAL_FUNC.search(name):
+                fn = self._function(name, fwd.ctx.cls)
+                return _first_statement(fn) if fn is not None else line
+        parents = self.values.src.parents
+        node = loop if loop is not None else self.values.src.statement(fwd.node) if fwd.node is not None else None
+        while node is not None and isinstance(parents.get(node), ast.With):
+            node = parents[node]
+        return getattr(node, "lineno", line)
 
     def _looks_like_validation(self, fwd: Event) -> bool:
         if any(VAL_FUNC.search(name) for name in fwd.ctx.stack):
@@ -206,13 +252,8 @@ class LoopRules:
         for bw in (e for e in self.events if e.kind == "BW"):
             if bw.ctx.no_grad is True:
                 self.emit(bw.line, "GL116", "")
-            for loss in self.events:
-                if loss.kind in ("LOSS", "FWD") and bw.obj and bw.obj in loss.info.get("targets", ()) \
-                        and len(loss.ctx.loops) > len(bw.ctx.loops) \
-                        and loss.ctx.loops[: len(bw.ctx.loops)] == bw.ctx.loops \
-                        and not any(e.kind == "BW" and e.ctx.loops == loss.ctx.loops for e in self.events):
-                    self.emit(bw.line, "GL121", "only the last computed loss is back-propagated")
-                    break
+            if any(self._last_loss_only(bw, loss) for loss in self.events):
+                self.emit(bw.line, "GL121", "only the last computed loss is back-propagated")
         for step in (e for e in self.events if e.kind == "STEP" and e.obj != "manual"):
             for bw in self.events:
                 if bw.kind == "BW" and len(bw.ctx.loops) > len(step.ctx.loops) \
@@ -224,33 +265,65 @@ class LoopRules:
                         break
         self.gan()
 
+    def _last_loss_only(self, bw: Event, loss: Event) -> bool:
+        """The loss is (re)assigned in a deeper loop of the same function than its backward(): last batch only.
+        An accumulation (`loss += ...`) or a helper's own `loss` (evaluate()) is not that."""
+        if loss.kind not in ("LOSS", "FWD") or not bw.obj or bw.obj not in loss.info.get("targets", ()):
+            return False
+        if loss.ctx.stack != bw.ctx.stack or loss.ctx.no_grad is not False:
+            return False
+        stmt = loss.info.get("stmt")
+        if isinstance(stmt, ast.AugAssign) or isinstance(stmt, ast.Assign) and any(
+                isinstance(n, ast.Name) and n.id == bw.obj for n in ast.walk(stmt.value)):
+            return False
+        return len(loss.ctx.loops) > len(bw.ctx.loops) and loss.ctx.loops[: len(bw.ctx.loops)] == bw.ctx.loops \
+            and not any(e.kind == "BW" and e.ctx.loops == loss.ctx.loops for e in self.events)
+
+    # ---- GL128 ---------------------------------------------------------------------------------------------
     def gan(self) -> None:
-        producers: dict[str, Event] = {}
+        """A GAN by data flow: the discriminator D sees G's output (undetached) in one call and data no model
+        produced in another call at the same argument position, and D's own optimizer steps after."""
+        produced: dict[str, tuple[Event, bool]] = {}   # name -> (forward that made it, detached)
+        seen: dict[tuple[str, int], set[bool]] = {}    # (model, position) -> {fed by another model's output?}
+        fed_events: list[tuple[int, Event, int]] = []
         for index, event in enumerate(self.events):
-            if event.kind != "FWD":
+            if event.kind != "FWD" or not isinstance(event.node, ast.Call):
                 continue
+            for position, arg in enumerate(event.node.args):
+                source = self._generated(arg, event, produced)
+                seen.setdefault((_last(event.obj), position), set()).add(source is not None)
+                if source is not None and event.ctx.no_grad is False and source.ctx.no_grad is False:
+                    fed_events.append((index, event, position))
+            stmt = event.info.get("stmt")
+            detached = event.ctx.no_grad is not False or (stmt is not None and any(
+                isinstance(n, ast.Call) and callee(n) == "detach" for n in ast.walk(stmt)))
             for target in event.info.get("targets", ()):
-                producers[target] = event
-            node = event.node
-            if not isinstance(node, ast.Call) or event.ctx.no_grad is not False:
-                continue
-            fed = None
-            for arg in node.args:
-                if isinstance(arg, ast.Name) and arg.id in producers and not _same(producers[arg.id].obj, event.obj):
-                    fed = producers[arg.id]
-                elif isinstance(arg, ast.Call) and self.symbols.kind(callee(arg)) == "model" \
-                        and not _same(callee(arg), event.obj):
-                    fed = event
-            if fed is None or fed.ctx.no_grad is not False:
-                continue
-            later = self.events[index + 1:]
-            bw = next((i for i, e in enumerate(later) if e.kind == "BW"), None)
-            if bw is None:
-                continue
-            step = next((e for e in later[bw:] if e.kind == "STEP"), None)
-            if step is None:
-                continue
-            models = self.symbols.optimizer_models.get(step.obj) or \
-                self.symbols.optimizer_models.get(_last(step.obj), set())
-            if any(_same(m, event.obj) for m in models):
+                produced[target] = (event, detached)
+        for index, event, position in fed_events:
+            if False in seen.get((_last(event.obj), position), set()) and self._steps_model(index, event):
                 self.emit(event.line, "GL128", "")
+
+    def _generated(self, arg: ast.AST, event: Event, produced: dict[str, tuple[Event, bool]]) -> Event | None:
+        """The other model's forward whose undetached output `arg` is, if any."""
+        if isinstance(arg, ast.Name) and arg.id in produced:
+            source, detached = produced[arg.id]
+            return None if detached or _same(source.obj, event.obj) else source
+        if isinstance(arg, ast.Call) and self.symbols.kind(dotted(arg.func) or callee(arg)) == "model" \
+                and not _same(callee(arg), event.obj):
+            return event
+        return None
+
+    def _steps_model(self, index: int, event: Event) -> bool:
+        later = self.events[index + 1:]
+        bw = next((i for i, e in enumerate(later) if e.kind == "BW"), None)
+        step = next((e for e in later[bw:] if e.kind == "STEP"), None) if bw is not None else None
+        if step is None:
+            return False
+        models = self.symbols.optimizer_models.get(step.obj) or self.symbols.optimizer_models.get(_last(step.obj), set())
+        return any(_same(m, event.obj) for m in models)
+
+def _first_statement(fn: ast.FunctionDef) -> int:
+    body = fn.body
+    if len(body) > 1 and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+        return body[1].lineno   # after the docstring
+    return body[0].lineno

@@ -30,7 +30,7 @@ def test_clean_file_exits_0():
 def test_findings_exit_1_and_print_linter_lines():
     done = doctor(BUGGY, CLEAN)
     assert done.returncode == 1
-    assert f"{BUGGY}:18: GL101 " in done.stdout
+    assert f"{BUGGY}:16: GL101 " in done.stdout
 
 
 def test_missing_file_exits_2_with_one_line():
@@ -59,7 +59,7 @@ def test_json_stdout_is_only_json():
     done = doctor("--format", "json", BUGGY)
     assert done.returncode == 1
     findings = json.loads(done.stdout)
-    assert findings == [{"path": str(BUGGY), "line": 18, "code": "GL101", "severity": "error",
+    assert findings == [{"path": str(BUGGY), "line": 16, "code": "GL101", "severity": "error",
                          "message": findings[0]["message"], "fix": findings[0]["fix"]}]
     assert json.loads(doctor("--format", "json", CLEAN).stdout) == []
 

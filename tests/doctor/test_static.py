@@ -16,16 +16,17 @@ MISSING_ZERO_GRAD = textwrap.dedent("""\
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     x, y = torch.randn(8, 1), torch.randn(8, 1)
     for epoch in range(3):
-        loss = ((model(x) - y) ** 2).mean()
-        loss.backward(){comment}
+        loss = ((model(x) - y) ** 2).mean(){comment}
+        loss.backward()
         opt.step()
 """)
 
 
 def test_finding_fields_and_linter_rendering():
     [found] = check_source(MISSING_ZERO_GRAD.format(comment=""), "train.py")
-    assert (found.path, found.line, found.code, found.severity) == ("train.py", 7, "GL101", "error")
-    assert found.render().startswith("train.py:7: GL101 ")
+    assert (found.path, found.line, found.code, found.severity) == ("train.py", 6, "GL101", "error")
+    assert found.render().startswith("train.py:6: GL101 ")
+    assert "line 7" in found.message   # names the backward() that accumulates
     assert "Fix: " in found.render() and found.fix
 
 

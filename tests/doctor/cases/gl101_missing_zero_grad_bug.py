@@ -1,4 +1,4 @@
-# expect: GL101@18
+# expect: GL101@16
 """Linear regression with a DataLoader; gradients are never cleared."""
 import torch
 from torch import nn
@@ -13,8 +13,8 @@ optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
 criterion = nn.MSELoss()
 for epoch in range(3):
     for xb, yb in loader:
-        pred = model(xb)
+        pred = model(xb)  # BUG: GL101 (zero_grad belongs before the forward pass)
         loss = criterion(pred, yb)
-        loss.backward()  # BUG: GL101
+        loss.backward()
         optimizer.step()
 print("done", loss.item())

@@ -1,13 +1,13 @@
-# expect: GL101@10
+# expect: GL101@8
 """A helper function does the step; nobody clears the gradients."""
 import torch
 import torch.nn as nn
 
 
 def train_step(net, opt, loss_fn, inputs, targets):
-    out = net(inputs)
+    out = net(inputs)  # BUG: GL101 (zero_grad belongs before the forward pass)
     loss = loss_fn(out, targets)
-    loss.backward()  # BUG: GL101
+    loss.backward()
     opt.step()
     return loss.item()
 

@@ -1,4 +1,4 @@
-# expect: GL109@19
+# expect: GL109@14
 """eval() for validation inside the epoch loop, train() never called again."""
 import torch
 from torch import nn
@@ -11,12 +11,12 @@ model = nn.Sequential(nn.Linear(4, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Dropou
 optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
 criterion = nn.CrossEntropyLoss()
 for epoch in range(3):
-    for i in range(0, 60, 20):
+    for i in range(0, 60, 20):  # BUG: GL109 (model.train() belongs at the start of the epoch)
         optimizer.zero_grad()
         loss = criterion(model(x[i:i + 20]), y[i:i + 20])
         loss.backward()
         optimizer.step()
-    model.eval()  # BUG: GL109
+    model.eval()
     with torch.no_grad():
         acc = (model(x_val).argmax(1) == y_val).float().mean()
     print(epoch, acc.item())

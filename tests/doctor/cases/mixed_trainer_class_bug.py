@@ -1,4 +1,4 @@
-# expect: GL112@20 GL101@21 GL110@23 GL107@24 GL108@24 GL114@27
+# expect: GL112@20 GL101@18 GL110@23 GL107@24 GL108@24 GL114@27
 """A class-based trainer with softmax into CE, no zero_grad, a summed loss tensor, short val names (Xv)."""
 import torch
 import torch.nn as nn
