@@ -263,7 +263,7 @@ def test_cli_bad_input_exits_2(argv, capsys):
 
 
 def test_gl_sweep_stays_callable_after_the_module_is_imported():
-    import glassloop.sweeps.engine  # noqa: F401 - importing sets the package attribute to the module
+    import glassloop.sweeps.trainer  # noqa: F401 - importing sets the package attribute to the module
 
     result = gl.sweep(build, TRAIN, None, {"seed": [0]}, epochs=1, verbose=False)
     assert len(result) == 1 and math.isfinite(result.table[0]["train_loss"])
@@ -271,7 +271,7 @@ def test_gl_sweep_stays_callable_after_the_module_is_imported():
 
 @pytest.mark.parametrize("name", ["adam", "adamw"])
 def test_plain_adam_fallback_equals_the_fused_kernel(name):
-    from glassloop.sweeps.engine import StackedOptimizer
+    from glassloop.sweeps.trainer import StackedOptimizer
 
     torch.manual_seed(0)
     start, steps = torch.randn(3, 50), [torch.randn(3, 50) for _ in range(5)]
