@@ -22,8 +22,20 @@ INDEX_LOSSES = (nn.CrossEntropyLoss, nn.NLLLoss)
 FLOAT_LOSSES = (nn.MSELoss, nn.L1Loss, nn.SmoothL1Loss, nn.HuberLoss, nn.BCELoss, nn.BCEWithLogitsLoss)
 
 
-def _finite(tensor: torch.Tensor) -> bool:
+def finite(tensor: torch.Tensor) -> bool:
+    """True unless a floating tensor holds NaN/Inf."""
     return not tensor.is_floating_point() or bool(torch.isfinite(tensor).all())
+
+
+_finite = finite
+
+
+def broadcast_shape(a: torch.Size, b: torch.Size) -> torch.Size | None:
+    """The shape `a` and `b` broadcast to, or None when they do not broadcast."""
+    try:
+        return torch.broadcast_shapes(a, b)
+    except RuntimeError:
+        return None
 
 
 class _Snapshot:
@@ -149,11 +161,8 @@ def _broadcast(loss_fn, outputs, targets, add) -> None:
     if isinstance(loss_fn, INDEX_LOSSES) or not targets.is_floating_point():
         return
     if outputs.shape != targets.shape:
-        try:
-            shape = torch.broadcast_shapes(outputs.shape, targets.shape)
-        except RuntimeError:
-            return
-        if shape != outputs.shape or shape != targets.shape:
+        shape = broadcast_shape(outputs.shape, targets.shape)
+        if shape is not None and (shape != outputs.shape or shape != targets.shape):
             add("GL205", f"outputs {tuple(outputs.shape)} vs targets {tuple(targets.shape)} -> {tuple(shape)}")
 
 
