@@ -394,3 +394,142 @@ def test_cli_bad_input_is_one_line_and_exit_2(tmp_path):
         assert message in result.stderr
     bad_flag = glassloop("diagnose", str(tmp_path), "--format", "xml")
     assert bad_flag.returncode == 2 and len(bad_flag.stderr.strip().splitlines()) == 1
+
+
+# ------------------------------------------------------------------------------------------ honest blow-ups (issue 12)
+
+LONG_NUMBER = re.compile(r"\d{13,}")  # a float printed with all its digits (e.g. 293109241876068629957149464975114240)
+
+
+def history_of(train, val=None, stop_reason=None) -> History:
+    """A real History (0-based epochs in code), as gl.fit returns it."""
+    history = History(stop_reason=stop_reason)
+    for epoch, loss in enumerate(train):
+        history.append({"epoch": epoch, "train_loss": float(loss), "val_loss": None if val is None else float(val[epoch]),
+                        "lr": 0.01, "grad_norm": 1.0, "seconds": 0.0})  # fmt: skip
+    return history
+
+
+def test_a_blow_up_that_stopped_on_an_infinite_gradient_is_diverged_not_too_few_epochs():
+    # Issue 12 item 4: SGD + momentum exploding to 1e22..1e34, stopped by the non-finite guard. It used to be
+    # GL308 "not converged" with 36-digit numbers and advice about a best.pt that did not exist.
+    reason = ("non-finite gradient norm (inf) at epoch 3, batch 2, step 70; no update was applied. Lower the "
+              "learning rate ~10x, add clip_grad_norm=1.0, and check the data for NaN/Inf or unscaled features")
+    history = history_of([2.93e22, 4.1e28], [2.931e22, 2.93109241876068629957149464975114240e35], stop_reason=reason)
+    diagnosis = diagnose(history)
+    assert diagnosis.label == "diverging" and diagnosis.code == "GL307", str(diagnosis)
+    assert "GL308" not in diagnosis.codes
+    evidence, advice = diagnosis.findings[0].evidence, diagnosis.findings[0].advice
+    assert "non-finite gradient norm (inf) at epoch 3" in evidence
+    assert "2.93e+22 at epoch 1" in evidence and "4.1e+28 at epoch 2" in evidence
+    assert "10x" in advice and "0.01 -> 0.001" in advice and "clip_grad_norm=1.0" in advice
+    assert "best.pt" not in str(diagnosis)  # nobody said one exists
+    assert "2.931e+35" in str(diagnosis) or "2.931e+22" in str(diagnosis)
+    assert not LONG_NUMBER.search(str(diagnosis)) and not LONG_NUMBER.search(json.dumps(diagnosis.to_dict()))
+
+
+def test_a_single_epoch_run_stopped_by_the_guard_is_diverged():
+    history = history_of([1.02e21], [4.07e21], stop_reason="non-finite loss (inf) at epoch 2, batch 1, step 33; ...")
+    diagnosis = diagnose(history)
+    assert diagnosis.code == "GL307" and diagnosis.label == "diverging"
+    assert "its only recorded epoch (1) had train_loss 1.02e+21" in diagnosis.findings[0].evidence
+
+
+@pytest.mark.parametrize("factor", [1.0, 1e-4, 1e5])
+def test_growth_by_orders_of_magnitude_is_diverged_at_any_scale(factor):
+    # Three epochs, no NaN yet: the loss grew 10^35-fold. Not "too few epochs", not "not converged".
+    diagnosis = diagnose(history_of(np.array([0.5, 3e3, 2.93e35]) * factor))
+    assert diagnosis.code == "GL304" and diagnosis.label == "diverging", str(diagnosis)
+    evidence = diagnosis.findings[0].evidence
+    assert "blew up" in evidence and "orders of magnitude" in evidence and "epoch 1" in evidence
+    assert f"{2.93e35 * factor:.4g} at epoch 3" in evidence
+    assert not LONG_NUMBER.search(str(diagnosis))
+
+
+def test_a_spike_of_two_decades_that_recovered_is_still_called_a_blow_up():
+    losses = list(np.exp(-E50[:20] / 5)) + [500.0] + list(np.exp(-E50[:20] / 5) * 0.02)
+    diagnosis = diagnose(history_of(losses))
+    assert diagnosis.code == "GL304" and "it ended at" in diagnosis.findings[0].evidence
+
+
+def test_a_real_sgd_momentum_blow_up_through_fit():
+    import glassloop as gl
+    from glassloop.core.workloads import mlp, ssa
+
+    train, val = ssa()
+    torch.manual_seed(0)
+    history = gl.fit(mlp(), train, val, optimizer="sgd", lr=0.5, momentum=0.9, epochs=20, batch_size=64, seed=0,
+                     verbose=False, progress=False)  # fmt: skip
+    assert history.stop_reason.startswith("non-finite")  # the premise: the guard stopped it
+    diagnosis = diagnose(history)
+    assert diagnosis.code == "GL307" and "0.5 -> 0.05" in diagnosis.findings[0].advice
+    assert not LONG_NUMBER.search(str(diagnosis))
+
+
+def test_advice_names_best_pt_only_when_it_is_known_to_exist():
+    history = history_of([1.0, 0.5, 0.3, float("nan")])
+    assert "best.pt" not in str(diagnose(history))
+    assert "best.pt holds epoch 3 (train_loss 0.3)" in diagnose(history, best_checkpoint=True).findings[0].advice
+    assert "no best.pt" in diagnose(history, best_checkpoint=False).findings[0].advice
+    overfit = diagnose(LESSON_OVERFITTING, best_checkpoint=True).findings[0].advice
+    assert "epoch 30 (best.pt)" in overfit
+    assert "best.pt" not in diagnose(LESSON_OVERFITTING, best_checkpoint=False).findings[0].advice
+
+
+@pytest.mark.parametrize(("label", "index", "train", "val"), CASES, ids=[f"{c[0]}-{c[1]}" for c in CASES])
+def test_values_called_best_or_lowest_were_recorded(label, index, train, val):
+    """Issue 12 item 3: a smoothed value is never labelled "best"; what is smoothed says so."""
+    diagnosis = diagnose(records(train, val))
+    text = str(diagnosis)
+    assert "best.pt" not in text  # plain records: no checkpoint is known
+    recorded = {f"{v:.4g}" for v in np.r_[train, [] if val is None else val]}
+    quoted = re.findall(r"(?:best|lowest) (?:at epoch \d+ )?\(?([-0-9.e+]+[0-9])", text)
+    quoted += re.findall(r"(?:best|lowest) epoch \d+ \((?:\w+ )?([-0-9.e+]+[0-9])", text)
+    for value in quoted:
+        assert value in recorded, (value, text)
+
+
+# ------------------------------------------------------------------------------------------ one epoch convention
+
+
+def test_code_records_starting_at_epoch_0_are_shown_one_based():
+    rows = [{"epoch": e, "train_loss": 1.0 / (1 + e), "val_loss": 1.1 / (1 + e)} for e in range(5)]
+    diagnosis = diagnose(rows)  # History.records passed as a list: 0-based in code
+    assert diagnosis.best_epoch == 5 and diagnosis.to_dict()["best_epoch"] == 5
+    assert diagnosis.tags()["glassloop.best_epoch"] == "5"
+    assert diagnosis.to_dict()["epoch_numbering"] == "1-based"
+
+
+def test_history_csv_is_one_based_and_loads_back_zero_based(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "history.csv").write_text("epoch,train_loss,val_loss,lr\n1,1.0,1.1,0.1\n2,0.5,0.6,0.1\n3,0.4,0.7,0.1\n")
+    history = load_history(run)
+    assert [r["epoch"] for r in history.records] == [0, 1, 2] and history.best_epoch == 1
+    diagnosis = diagnose(history)
+    assert diagnosis.best_epoch == 2  # the file's own number for its best row
+    as_json = glassloop("diagnose", str(run), "--format", "json")
+    assert json.loads(as_json.stdout)["best_epoch"] == 2
+
+
+def test_an_older_zero_based_history_csv_still_reads(tmp_path):
+    (tmp_path / "history.csv").write_text("epoch,train_loss\n0,1.0\n1,0.5\n2,0.4\n")
+    history = load_history(tmp_path / "history.csv")
+    assert [r["epoch"] for r in history.records] == [0, 1, 2]
+    assert diagnose(history).best_epoch == 3
+
+
+def test_diagnose_dir_reads_the_stop_reason_and_knows_there_is_no_best_pt(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "history.csv").write_text("epoch,train_loss,val_loss\n1,2.5e+21,9.9e+22\n")
+    (run / "config.json").write_text("{}")
+    (run / "summary.json").write_text(json.dumps({"network": {"stop_reason": "non-finite loss (inf) at epoch 2, "
+                                                                             "batch 1, step 9; no update"}}))  # fmt: skip
+    assert load_history(run).stop_reason.startswith("non-finite loss")
+    result = glassloop("diagnose", str(run))
+    assert result.returncode == 0, result.stderr
+    assert "diverging (GL307)" in result.stdout and "no best.pt" in result.stdout
+    assert "best.pt holds" not in result.stdout
+    (run / "best.pt").write_bytes(b"")
+    assert "best.pt holds epoch 1" in glassloop("diagnose", str(run)).stdout
