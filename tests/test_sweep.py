@@ -200,7 +200,7 @@ def test_table_summary_best_config_and_csv(tmp_path):
     ({"grid": {"momentum": [0.9]}}, "momentum only applies"),
     ({"patience": 2, "val": None}, "patience needs validation"),
     ({"optimizer": "rmsprop"}, "sgd, adam, adamw"),
-    ({"scheduler": "cosine"}, "schedulers"),
+    ({"scheduler": "cosine_restarts"}, "schedulers"),
     ({"train": [TRAIN[0], TRAIN[1][:10]]}, "rows"),
     ({"grid": {"seed": [-3]}}, "seed=-3"),
     ({"grid": {"seed": [2**64]}}, "seed=18446744073709551616"),
@@ -234,7 +234,7 @@ def test_mlflow_parent_and_child_runs(tmp_path, monkeypatch):
     assert len(runs) == 3 and len(children) == 2
     child = next(r for r in children if r.data.params["lr"] == "0.01")
     history = client.get_metric_history(child.info.run_id, "val_loss")
-    assert [m.step for m in history] == [0, 1]
+    assert [m.step for m in history] == [1, 2]  # 1-based, as everything a person sees
     assert history[-1].value == pytest.approx(result.histories[1].records[-1]["val_loss"])
 
 
@@ -263,7 +263,8 @@ def test_cli_bad_input_exits_2(argv, capsys):
 
 
 def test_gl_sweep_stays_callable_after_the_module_is_imported():
-    import glassloop.sweeps.trainer  # noqa: F401 - importing sets the package attribute to the module
+    import glassloop.sweeps.api  # noqa: F401 - importing a submodule sets a package attribute
+    import glassloop.sweeps.trainer  # noqa: F401
 
     result = gl.sweep(build, TRAIN, None, {"seed": [0]}, epochs=1, verbose=False)
     assert len(result) == 1 and math.isfinite(result.table[0]["train_loss"])
@@ -271,7 +272,7 @@ def test_gl_sweep_stays_callable_after_the_module_is_imported():
 
 @pytest.mark.parametrize("name", ["adam", "adamw"])
 def test_plain_adam_fallback_equals_the_fused_kernel(name):
-    from glassloop.sweeps.trainer import StackedOptimizer
+    from glassloop.sweeps.optim import StackedOptimizer
 
     torch.manual_seed(0)
     start, steps = torch.randn(3, 50), [torch.randn(3, 50) for _ in range(5)]

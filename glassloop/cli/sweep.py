@@ -15,7 +15,8 @@ from torch import nn
 from glassloop.core.options import MAX_BATCH_SIZE, MAX_CONFIGURATIONS, MAX_EPOCHS, MAX_PARAMETERS
 from glassloop.core.workloads import mlp, mlp_parameters, ssa
 from glassloop.errors import ConfigError
-from glassloop.sweeps.trainer import log_to_mlflow, sweep
+from glassloop.sweeps.api import sweep
+from glassloop.sweeps.tracking import log_to_mlflow
 
 MLFLOW_SCHEMES = ("file", "sqlite", "http", "https", "databricks", "databricks-uc", "postgresql", "mysql", "mssql")
 
