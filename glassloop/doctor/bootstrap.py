@@ -41,6 +41,10 @@ class StopRun(BaseException):
     user's script does not swallow it."""
 
 
+class TimeLimit(BaseException):
+    """Raised by SIGALRM when the script runs past the time limit (counted from the script's start)."""
+
+
 class Probes(TorchFunctionMode):
     def __init__(self, script: str, steps: int) -> None:
         super().__init__()
@@ -309,7 +313,11 @@ def run(config_path: str, script: str, args: list[str]) -> int:
         write(_ending("timeout", f"still running after {config['timeout']:g} s", probes.line()))
         os._exit(0)
 
+    def on_alarm(signum: int, frame: object) -> None:
+        raise TimeLimit
+
     signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGALRM, on_alarm)
     handles = [optim_hooks.register_optimizer_step_pre_hook(probes.step_pre),
                optim_hooks.register_optimizer_step_post_hook(probes.step_post),
                nn.modules.module.register_module_forward_pre_hook(probes.forward_pre),
@@ -317,17 +325,21 @@ def run(config_path: str, script: str, args: list[str]) -> int:
     sys.argv = [script, *args]
     sys.path.insert(0, os.path.dirname(os.path.abspath(script)))
     start = time.perf_counter()
+    signal.setitimer(signal.ITIMER_REAL, float(config["timeout"]))
     try:
         with probes:
             runpy.run_path(script, run_name="__main__")
         ending = _ending("finished")
     except StopRun:
         ending = _ending("budget")
+    except TimeLimit:
+        ending = _ending("timeout", f"still running after {config['timeout']:g} s", probes.line())
     except SystemExit as error:
         code = error.code if isinstance(error.code, int) else (0 if error.code is None else 1)
         ending = _ending("exit", str(code))
     except BaseException as error:  # noqa: BLE001 - the user's script may raise anything; it is the report
         ending = _crash(probes, error)
+    signal.setitimer(signal.ITIMER_REAL, 0)
     ending["seconds"] = round(time.perf_counter() - start, 3)
     for handle in handles:
         handle.remove()

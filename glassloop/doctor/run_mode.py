@@ -24,6 +24,7 @@ from glassloop.doctor.findings import Finding, finding
 STEPS = 20
 TIMEOUT = 60.0
 GRACE = 3.0
+STARTUP = 120.0   # the child enforces `timeout` from the script's start; this backstop also covers import torch
 
 
 @dataclass
@@ -50,8 +51,8 @@ def run_script(path: str | Path, args: list[str] | None = None, steps: int = STE
                                  env=env, start_new_session=True)
         hung = False
         try:
-            _, stderr = child.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
+            _, stderr = child.communicate(timeout=timeout + STARTUP)
+        except subprocess.TimeoutExpired:   # stuck where Python's own alarm cannot fire (C code, a signal mask)
             hung = True
             _, stderr = _stop(child)
         seconds = time.perf_counter() - start
