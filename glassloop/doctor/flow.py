@@ -124,23 +124,7 @@ class Flow:
             self.stmts(node.body, dataclasses.replace(ctx, loops=ctx.loops + (loop_id,)))
             self.stmts(node.orelse, ctx)
         elif isinstance(node, ast.If):
-            self.expr(node.test, ctx, node)
-            test_src = ast.dump(node.test)
-            if "__name__" in test_src and "__main__" in test_src:
-                self.stmts(node.body, ctx)
-                return
-            guard = (len(ctx.loops), _is_accum_test(node.test))
-            inner = dataclasses.replace(ctx, guards=ctx.guards + (guard,))
-            start = len(self.events)
-            self.stmts(node.body, inner)
-            middle = len(self.events)
-            self.stmts(node.orelse, inner)
-            both = ({e.kind for e in self.events[start:middle]} & {e.kind for e in self.events[middle:]})
-            position = len(ctx.guards)
-            for event in self.events[start:]:
-                if event.kind in both and len(event.ctx.guards) > position:
-                    guards = event.ctx.guards[:position] + event.ctx.guards[position + 1:]
-                    event.ctx = dataclasses.replace(event.ctx, guards=guards)
+            self._if(node, ctx)
         elif isinstance(node, ast.With | ast.AsyncWith):
             inner = ctx
             for item in node.items:
@@ -160,16 +144,7 @@ class Flow:
         elif isinstance(node, ast.ClassDef):
             return
         elif isinstance(node, ast.Assign | ast.AnnAssign):
-            if node.value is not None:
-                self.expr(node.value, ctx, node)
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            for target in targets:
-                if isinstance(target, ast.Attribute) and target.attr == "grad" and const(node.value) is None \
-                        and isinstance(node.value, ast.Constant):
-                    self.add("ZG", node, "*", ctx)
-                elif isinstance(target, ast.Attribute) and target.attr == "data" and node.value is not None \
-                        and _mentions_grad(node.value):
-                    self.add("STEP", node, "manual", ctx)
+            self._assign(node, ctx)
         elif isinstance(node, ast.AugAssign):
             self.expr(node.value, ctx, node)
             if isinstance(node.op, ast.Sub | ast.Add) and _mentions_grad(node.value) \
@@ -184,6 +159,38 @@ class Flow:
             for child in ast.iter_child_nodes(node):
                 if isinstance(child, ast.expr):
                     self.expr(child, ctx, node)
+
+    def _if(self, node: ast.If, ctx: Ctx) -> None:
+        self.expr(node.test, ctx, node)
+        test_src = ast.dump(node.test)
+        if "__name__" in test_src and "__main__" in test_src:
+            self.stmts(node.body, ctx)
+            return
+        guard = (len(ctx.loops), _is_accum_test(node.test))
+        inner = dataclasses.replace(ctx, guards=ctx.guards + (guard,))
+        start = len(self.events)
+        self.stmts(node.body, inner)
+        middle = len(self.events)
+        self.stmts(node.orelse, inner)
+        # what both branches do happens unconditionally
+        both = ({e.kind for e in self.events[start:middle]} & {e.kind for e in self.events[middle:]})
+        position = len(ctx.guards)
+        for event in self.events[start:]:
+            if event.kind in both and len(event.ctx.guards) > position:
+                guards = event.ctx.guards[:position] + event.ctx.guards[position + 1:]
+                event.ctx = dataclasses.replace(event.ctx, guards=guards)
+
+    def _assign(self, node: ast.Assign | ast.AnnAssign, ctx: Ctx) -> None:
+        if node.value is not None:
+            self.expr(node.value, ctx, node)
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+        for target in targets:
+            if isinstance(target, ast.Attribute) and target.attr == "grad" and const(node.value) is None \
+                    and isinstance(node.value, ast.Constant):
+                self.add("ZG", node, "*", ctx)   # p.grad = None
+            elif isinstance(target, ast.Attribute) and target.attr == "data" and node.value is not None \
+                    and _mentions_grad(node.value):
+                self.add("STEP", node, "manual", ctx)
 
     @staticmethod
     def _grad_state(expr: ast.AST) -> bool | None | str:
