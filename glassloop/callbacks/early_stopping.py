@@ -27,6 +27,10 @@ class EarlyStopping:
         self.best_epoch: int | None = None
         self.wait = 0
         self.best_weights: dict[str, Any] | None = None
+        # The epoch (0-based) where the patience rule fired and why. Kept even when a signal had already stopped
+        # the run (state.stop keeps the first reason), so the Checkpoint saves that epoch as the run's end.
+        self.stopped_epoch: int | None = None
+        self.stopped_reason: str | None = None
 
     def improved(self, value: float) -> bool:
         return improved(value, self.best, self.mode, self.min_delta)
@@ -35,6 +39,7 @@ class EarlyStopping:
         self.check_monitor(state.record_keys)  # before the first batch, not after a wasted epoch
         # A fresh count for every fit (a resuming Checkpoint restores the saved one after this: later band).
         self.best, self.best_epoch, self.wait, self.best_weights = None, None, 0, None
+        self.stopped_epoch, self.stopped_reason = None, None
 
     def check_monitor(self, keys: list[str]) -> None:
         if keys and self.monitor not in keys:
@@ -57,10 +62,16 @@ class EarlyStopping:
             return
         self.wait += 1
         if self.wait >= self.patience:
-            state.stop(patience_reason(self.monitor, self.patience, self.best, self.best_epoch))
+            self.stopped_epoch = record["epoch"]
+            self.stopped_reason = patience_reason(self.monitor, self.patience, self.best, self.best_epoch)
+            state.stop(self.stopped_reason)
 
     def on_fit_end(self, state: Any) -> None:
-        if self.restore_best and self.best_weights is not None and not state.interrupted_by:
+        # A signal that cut the run short leaves the live weights for the Checkpoint to save (it runs after this
+        # band); a run that ended anyway (all epochs done, or this rule fired) ends with the best weights, signal
+        # or not, as the uninterrupted run does.
+        ended = not state.interrupted_by or self.stopped_epoch is not None or state.epoch >= state.epochs
+        if self.restore_best and self.best_weights is not None and ended:
             state.model.load_state_dict(self.best_weights)
             state.restored_epoch = self.best_epoch
 
