@@ -8,6 +8,7 @@ and numbers; one test runs a lesson by name to cover that path end to end.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -90,6 +91,62 @@ def test_one_param_lesson_001_numbers(all_lessons) -> None:
     assert n["stale_grads"] == [-24.0, -24.0, -24.0]
     assert n["stale_ws"] == pytest.approx([1.4, 3.8, 6.2])
     assert "dL/dw = 2 (y_hat - y) x = -24" in out and "36 -> 1.44" in out
+
+
+def test_one_param_lesson_001_loop_as_written_and_corrected(all_lessons) -> None:
+    """Issue 12 item 10: the lesson's own loop (graph built once, backward again and again) next to the fix."""
+    out, n = lesson("one-param", all_lessons)
+    # As written: the first backward adds -24 to the -24 the one-step section left behind; then -24 forever.
+    assert n["as_written_grads"] == [-48.0] + [-24.0] * 9
+    assert n["as_written_ws"][:3] == pytest.approx([6.2, 8.6, 11.0])
+    assert n["as_written_ws"][-1] == pytest.approx(27.8)
+    assert n["as_written_losses"] == [36.0] * 10  # the stale graph's loss, printed unchanged every step
+    # Corrected, from the same state (w = 1.4): the error shrinks x0.2 a step and w settles at 2.
+    assert n["corrected_grads"][:3] == pytest.approx([-4.8, -0.96, -0.192])
+    assert n["corrected_ws"][:2] == pytest.approx([1.88, 1.976])
+    assert n["corrected_ws"][-1] == pytest.approx(2.0, abs=1e-6)
+    assert n["corrected_losses"][0] == pytest.approx(1.44)
+    table = out.split("the loop, from that state")[1]
+    assert re.search(r"^\s+0\s+-48\s+6\.2\s+36 \|\s+1\.44\s+-4\.8\s+1\.88$", table, re.M), table
+    assert re.search(r"^\s+2\s+-24\s+11\s+36 \|", table, re.M)
+    explanation = [line for line in table.splitlines() if line.startswith(("  why:", "  fix:"))]
+    assert len(explanation) == 2 and "-48" in explanation[0] and "inside the loop" in explanation[1]
+
+
+def test_one_param_matches_the_value_engine_directly() -> None:
+    """The lesson's numbers are the engine's: rebuild lesson 001's code here and compare."""
+    from glassloop.teach import Value
+    from glassloop.teach.scalar_lessons import loop_as_written
+
+    w, x, y = Value(-1.0), Value(2.0), Value(4.0)
+    loss = (w * x - y).square()
+    loss.backward()
+    w.data -= 0.1 * w.grad
+    ws = []
+    for _ in range(3):
+        loss.backward()
+        w.data -= 0.1 * w.grad
+        w.grad = 0.0
+        ws.append(w.data)
+    assert ws == loop_as_written()["ws"][:3]
+
+
+def test_lesson_json_to_a_missing_directory_is_one_line_before_running(tmp_path) -> None:
+    missing = tmp_path / "missing" / "x.json"
+    done = subprocess.run([sys.executable, "-m", "glassloop", "lesson", "one-param", "--json", str(missing)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stdout == ""  # nothing ran
+    assert done.stderr.count("\n") == 1 and "does not exist" in done.stderr and "Traceback" not in done.stderr
+    assert not missing.parent.exists()
+    for bad in (["one-param", "--json", str(tmp_path)], ["one-param", "--bogus"], ["--all", "one-param"]):
+        assert cli_main(["lesson", *bad]) == 2, bad
+
+
+def test_lesson_json_is_written_whole(tmp_path, capsys) -> None:
+    target = tmp_path / "one.json"
+    assert cli_main(["lesson", "one-param", "--json", str(target)]) == 0
+    assert json.loads(target.read_text())["as_written_ws"][0] == pytest.approx(6.2)
+    assert [p.name for p in tmp_path.iterdir()] == ["one.json"]  # no temporary file left behind
 
 
 def test_three_ways_trajectories_agree(all_lessons) -> None:

@@ -17,6 +17,17 @@ def listing() -> str:
     return "\n".join(lines)
 
 
+def json_target(path: str) -> Path:
+    """Check `--json PATH` before any lesson runs: its folder must exist and PATH must not be a folder."""
+    target = Path(path)
+    if target.is_dir():
+        raise ConfigError(f"--json {path!r} is a directory; give a file path such as {str(target / 'lesson.json')!r}")
+    if not target.parent.is_dir():
+        raise ConfigError(f"--json {path!r}: the directory {str(target.parent)!r} does not exist; create it first "
+                          "or write the JSON elsewhere")
+    return target
+
+
 def main(argv: list[str] | None = None) -> int:
     """`glassloop lesson` lists the lessons; `glassloop lesson NAME` runs one."""
     parser = ArgumentParser(prog="glassloop lesson", description="Run the lessons' examples and watch the numbers.")
@@ -29,12 +40,22 @@ def main(argv: list[str] | None = None) -> int:
     if args.name is None and not args.all:
         print(listing())
         return 0
+    if args.name is not None and args.name not in LESSONS:
+        run_lesson(args.name)  # raises the ConfigError that lists the names, before anything else happens
+    target = json_target(args.json) if args.json else None
     names = list(LESSONS) if args.all else [args.name]
     results = {}
     for name in names:
         started = time.perf_counter()
         results[name] = run_lesson(name)
         print(f"\n(lesson {name} ran in {time.perf_counter() - started:.1f} s)")
-    if args.json:
-        Path(args.json).write_text(json.dumps(results if args.all else results[args.name], indent=1, default=str))
+    if target is not None:
+        # torch comes with the checkpoint module: imported only once a lesson ran and JSON is asked for
+        from glassloop.core.checkpoint import write_file
+
+        text = json.dumps(results if args.all else results[args.name], indent=1, default=str)
+        try:
+            write_file(text.encode(), target)  # atomic: never a half-written file
+        except OSError as error:
+            raise ConfigError(f"cannot write --json {str(target)!r}: {error.strerror or error}") from None
     return 0

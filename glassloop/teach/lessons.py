@@ -6,14 +6,21 @@ oracles). Each runs in a few seconds on a laptop CPU. `glassloop lesson` lists t
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from glassloop.errors import ConfigError
-
-LessonResult = dict[str, Any]
+from glassloop.teach.lesson_tools import (
+    LessonResult,
+    linreg_tensors,
+    records_history,
+    show_diagnosis,
+    title,
+    train_plain,
+    watch,
+)
+from glassloop.teach.scalar_lessons import lr_too_large, one_param
 
 
 @dataclass(frozen=True)
@@ -23,175 +30,22 @@ class Lesson:
     run: Callable[[], LessonResult]
 
 
-def _title(text: str) -> None:
-    print(f"\n== {text} " + "=" * max(0, 70 - len(text)))
-
-
-def _watch(text: str) -> None:
-    print(f"  >> watch: {text}")
-
-
-# ---------------------------------------------------------------------------------------------------- helpers
-def _diagnosis(history: Any) -> str | None:
-    """Print what `glassloop.analysis.diagnosis` says about a run; None (and a note) in a build without that module."""
-    try:
-        from glassloop.analysis.diagnosis import diagnose
-    except ModuleNotFoundError as error:
-        if error.name != "glassloop.analysis.diagnosis":
-            raise  # a real import bug inside the module must not be hidden
-        print("  (glassloop.analysis.diagnosis is not part of this build: no automatic diagnosis)")
-        return None
-    result = diagnose(history)
-    print("  diagnosis:")
-    for line in str(result).splitlines():
-        print(f"    {line}")
-    return result.label
-
-
-def _history(losses: list[float], grad_norms: list[float], lr: float, val_losses: list[float] | None = None):
-    """Records of a hand-written loop in the shape `gl.fit` returns, so the diagnosis can read them."""
-    from glassloop.core.state import History
-
-    history = History()
-    for epoch, (loss, norm) in enumerate(zip(losses, grad_norms, strict=True)):
-        history.append({
-            "epoch": epoch, "train_loss": loss, "val_loss": None if val_losses is None else val_losses[epoch],
-            "lr": lr, "grad_norm": norm, "seconds": 0.0,
-        })
-    return history
-
-
-def _grad_norm(parameters) -> float:
-    """The global L2 norm of all gradients (what `clip_grad_norm_` measures)."""
-    return math.sqrt(sum(float(p.grad.pow(2).sum()) for p in parameters if p.grad is not None))
-
-
-def _linreg_tensors():
-    import torch
-
-    from glassloop.teach.three_ways import X, Y
-
-    return torch.tensor(X).unsqueeze(1), torch.tensor(Y).unsqueeze(1)
-
-
-def _train_plain(model, x, y, optimizer, epochs: int, zero_grad: bool = True) -> tuple[list[float], list[float]]:
-    """Lesson 000's loop, line for line. Returns the loss and the gradient norm of every epoch."""
-    from torch import nn
-
-    criterion = nn.MSELoss()
-    losses, norms = [], []
-    for _ in range(epochs):
-        y_hat = model(x)  # 1. forward
-        loss = criterion(y_hat, y)  # 2. loss
-        if zero_grad:
-            optimizer.zero_grad()  # 3. clear
-        loss.backward()  # 4. backward
-        norms.append(_grad_norm(model.parameters()))
-        optimizer.step()  # 5. update
-        losses.append(loss.item())
-    return losses, norms
-
-
 # ---------------------------------------------------------------------------------------------------- lessons
 def three_ways_lesson() -> LessonResult:
     """The linreg loop as scalar autograd, NumPy and PyTorch (and gl.fit when present): one set of numbers."""
     from glassloop.teach.three_ways import B0, EPOCHS, LR, W0, max_difference, side_by_side, three_ways
 
-    _title("three-ways: same heartbeat, new instruments")
+    title("three-ways: same heartbeat, new instruments")
     print(f"  y = 2x + 1 (+ fixed noise), 8 points, w0={W0}, b0={B0}, lr={LR}, full-batch SGD, MSE, {EPOCHS} steps")
     traces = three_ways()
     print(side_by_side(traces))
     difference = max_difference(traces)
     w, b, loss = traces[0].final
     print(f"\n  largest disagreement between representations: {difference:.2e}")
-    _watch("every column agrees to ~1e-15: autograd computes exactly the gradients you wrote by hand")
-    _watch(f"w -> {w:.4f} and b -> {b:.4f}: the line y = 2x + 1 (the noise keeps them a hair off)")
+    watch("every column agrees to ~1e-15: autograd computes exactly the gradients you wrote by hand")
+    watch(f"w -> {w:.4f} and b -> {b:.4f}: the line y = 2x + 1 (the noise keeps them a hair off)")
     return {"representations": [t.name for t in traces], "max_difference": difference,
             "final_w": w, "final_b": b, "final_loss": loss, "losses": traces[0].losses}
-
-
-def one_param() -> LessonResult:
-    """Lesson 001: one weight, x=2, y=4, w=-1, lr=0.1, squared loss, the scalar engine."""
-    from glassloop.teach import Value
-
-    x, y, lr = 2.0, 4.0, 0.1
-    _title("one-param: watch w move because the gradient tells it to")
-    w = Value(-1.0, label="w")
-    y_hat = w * x
-    loss = (y_hat - y).square()
-    loss.backward()
-    print(f"  y_hat = w*x = {y_hat.data:g}      L = (y_hat - y)^2 = {loss.data:g}")
-    print(f"  dL/dw = 2 (y_hat - y) x = {w.grad:g}   (engine) ")
-    _watch("the gradient is NEGATIVE: increasing w lowers the loss, so w -= lr * grad moves w UP")
-    first = {"y_hat": y_hat.data, "loss": loss.data, "grad": w.grad}
-    w.data -= lr * w.grad  # one step of gradient descent
-    w.zero_grad()
-    after = (w * x - y).square()
-    print(f"  one step: w = -1 - {lr} * ({first['grad']:g}) = {w.data:.4g};  new y_hat = {w.data * x:.4g}, "
-          f"new L = {after.data:.4g}")
-    _watch(f"the loss went down: {first['loss']:g} -> {after.data:.4g}")
-
-    print("\n  the loop, rebuilding the graph every step (forward INSIDE the loop):")
-    print(f"  {'step':>4} {'w':>10} {'loss':>12} {'dL/dw':>10}")
-    w = Value(-1.0)
-    ws, losses, grads = [], [], []
-    for step in range(10):
-        loss = (w * x - y).square()  # forward + loss on the current w
-        w.zero_grad()  # clear
-        loss.backward()  # backward
-        print(f"  {step:>4} {w.data:>10.6f} {loss.data:>12.6f} {w.grad:>10.5f}")
-        ws.append(w.data)
-        losses.append(loss.data)
-        grads.append(w.grad)
-        w.data -= lr * w.grad  # update
-    _watch("w climbs smoothly to 2 and the steps shrink: the gradient shrinks as the error does (x0.2 per step)")
-
-    print("\n  the trap: calling loss.backward() again on the OLD graph, without a new forward pass:")
-    w = Value(-1.0)
-    stale = (w * x - y).square()  # built once, outside the loop
-    stale_grads, stale_ws = [], []
-    for _ in range(3):
-        w.zero_grad()
-        stale.backward()
-        w.data -= lr * w.grad
-        stale_grads.append(w.grad)
-        stale_ws.append(w.data)
-    print(f"  dL/dw stays {stale_grads} and w runs away: {[round(v, 4) for v in stale_ws]}")
-    _watch("the gradient belongs to the graph it was computed on: recompute the forward pass every step")
-    return {**first, "w_after_one_step": ws[1], "loss_after_one_step": after.data, "ws": ws, "losses": losses,
-            "grads": grads, "stale_grads": stale_grads, "stale_ws": stale_ws}
-
-
-def lr_too_large() -> LessonResult:
-    """The one-param problem at three learning rates: smooth, oscillating, diverging."""
-    from glassloop.teach import Value
-
-    x, y, steps = 2.0, 4.0, 12
-    _title("lr-too-large: the same loop, only the step size changes")
-    print("  for L = (w*x - y)^2 with x=2 the error w - 2 is multiplied by (1 - 8 lr) every step:")
-    runs: dict[float, dict[str, list[float]]] = {}
-    for lr in (0.1, 0.2, 0.3):
-        w = Value(-1.0)
-        ws, losses, norms = [], [], []
-        for _ in range(steps):
-            loss = (w * x - y).square()
-            w.zero_grad()
-            loss.backward()
-            ws.append(w.data)
-            losses.append(loss.data)
-            norms.append(abs(w.grad))
-            w.data -= lr * w.grad
-        runs[lr] = {"ws": ws, "losses": losses, "norms": norms}
-        factor = 1 - 8 * lr
-        print(f"  lr={lr}: factor {factor:+.1f}  w = {', '.join(f'{v:.3g}' for v in ws[:8])} ...  "
-              f"final loss {losses[-1]:.3g}")
-    _watch("lr=0.1: w approaches 2 from one side; lr=0.2: w jumps over 2 and back (oscillation) but settles")
-    _watch("lr=0.3: every jump overshoots further than the last, |factor| > 1: the loss explodes")
-    print("\n  what the curve doctor says about the lr=0.3 run:")
-    diverging = runs[0.3]
-    label = _diagnosis(_history(diverging["losses"], diverging["norms"], lr=0.3))
-    return {"factors": {lr: 1 - 8 * lr for lr in runs}, "final_losses": {lr: r["losses"][-1] for lr, r in runs.items()},
-            "ws": {lr: r["ws"] for lr, r in runs.items()}, "diagnosis": label}
 
 
 def accumulation_trap() -> LessonResult:
@@ -199,7 +53,7 @@ def accumulation_trap() -> LessonResult:
     import torch
     from torch import nn
 
-    _title("accumulation-trap: the #1 beginner bug, with a real tensor")
+    title("accumulation-trap: the #1 beginner bug, with a real tensor")
     p = torch.tensor(5.0, requires_grad=True)
     optimizer = torch.optim.SGD([p], lr=0.1)
     (2.0 * p).backward()  # d(2p)/dp = 2
@@ -213,22 +67,22 @@ def accumulation_trap() -> LessonResult:
     print(f"  second backward WITHOUT zero_grad (new gradient 3.0): p.grad = {accumulated}")
     optimizer.step()
     print(f"  so the step uses {accumulated}, not 3.0: p = 5.0 - 0.1 * {accumulated} = {p.item():.1f} (should be 4.7)")
-    _watch("2.0 + 3.0 = 5.0: .grad is a running sum until something clears it")
+    watch("2.0 + 3.0 = 5.0: .grad is a running sum until something clears it")
 
     print("\n  the linreg loop (SGD lr=0.05, 60 epochs), with and without optimizer.zero_grad():")
-    x, y = _linreg_tensors()
+    x, y = linreg_tensors()
     results = {}
     for zero_grad in (True, False):
         torch.manual_seed(0)
         model = nn.Linear(1, 1)
-        losses, norms = _train_plain(model, x, y, torch.optim.SGD(model.parameters(), lr=0.05), 60, zero_grad)
+        losses, norms = train_plain(model, x, y, torch.optim.SGD(model.parameters(), lr=0.05), 60, zero_grad)
         results[zero_grad] = (losses, norms)
     print(f"  {'epoch':>5} {'correct loss':>13} {'no zero_grad':>13} {'its |grad|':>11}")
     for epoch in range(0, 60, 5):
         print(f"  {epoch + 1:>5} {results[True][0][epoch]:>13.4f} {results[False][0][epoch]:>13.4f} "
               f"{results[False][1][epoch]:>11.3f}")
-    _watch("the correct loop falls steadily; without zero_grad the loss swings up and down and never settles")
-    _watch("the buggy .grad is the SUM of every gradient so far: the update keeps pushing long after the error flipped")
+    watch("the correct loop falls steadily; without zero_grad the loss swings up and down and never settles")
+    watch("the buggy .grad is the SUM of every gradient so far: the update keeps pushing long after the error flipped")
     return {"first_grad": first, "accumulated_grad": accumulated, "step_from_5": stepped,
             "buggy_step": p.item(), "correct_losses": results[True][0], "buggy_losses": results[False][0],
             "buggy_grad_norms": results[False][1]}
@@ -239,8 +93,8 @@ def sgd_vs_adam() -> LessonResult:
     import torch
     from torch import nn
 
-    _title("sgd-vs-adam: change one line")
-    x, y = _linreg_tensors()
+    title("sgd-vs-adam: change one line")
+    x, y = linreg_tensors()
     lines = {
         "SGD lr=0.01": lambda params: torch.optim.SGD(params, lr=0.01),
         "Adam lr=0.001": lambda params: torch.optim.Adam(params, lr=0.001),
@@ -253,15 +107,15 @@ def sgd_vs_adam() -> LessonResult:
     for name, make in lines.items():
         torch.manual_seed(0)  # the same initial w and b for every optimizer
         model = nn.Linear(1, 1)
-        losses, _ = _train_plain(model, x, y, make(model.parameters()), epochs)
+        losses, _ = train_plain(model, x, y, make(model.parameters()), epochs)
         reached = next((epoch + 1 for epoch, loss in enumerate(losses) if loss < target), None)
         results[name] = {"final_loss": losses[-1], "epochs_to_target": reached,
                          "w": model.weight.item(), "b": model.bias.item()}
         print(f"  {name:<14} loss after {epochs}: {losses[-1]:.4f}  w={model.weight.item():.3f} "
               f"b={model.bias.item():.3f}  epochs to loss<{target}: {reached or 'not reached'}")
-    _watch("Adam at its textbook lr=0.001 is SLOWER here: it moves each parameter about lr per step, "
+    watch("Adam at its textbook lr=0.001 is SLOWER here: it moves each parameter about lr per step, "
            "so 200 steps move w by at most ~0.2")
-    _watch("Adam with a larger lr converges fastest; the learning rate belongs to the optimizer you choose")
+    watch("Adam with a larger lr converges fastest; the learning rate belongs to the optimizer you choose")
     return results
 
 
@@ -270,8 +124,8 @@ def scalar_loss() -> LessonResult:
     import torch
     from torch import nn
 
-    _title("scalar-loss: backward() needs ONE number")
-    x, y = _linreg_tensors()
+    title("scalar-loss: backward() needs ONE number")
+    x, y = linreg_tensors()
     torch.manual_seed(0)
     model = nn.Linear(1, 1)
     criterion = nn.MSELoss(reduction="none")
@@ -284,7 +138,7 @@ def scalar_loss() -> LessonResult:
     else:  # pragma: no cover - torch always refuses a non-scalar without a gradient argument
         message = ""
     print(f"  loss.backward() -> RuntimeError: {message}")
-    _watch("one loss per sample is 8 numbers; 'which way is downhill' needs them summarised into one")
+    watch("one loss per sample is 8 numbers; 'which way is downhill' needs them summarised into one")
     fixed = loss.mean()
     fixed.backward()
     default = nn.MSELoss()(model(x), y)
@@ -299,29 +153,29 @@ def house() -> LessonResult:
     import torch
     from torch import nn
 
-    _title("house: lesson 002 exactly as written")
+    title("house: lesson 002 exactly as written")
     X = torch.tensor([[1.5], [2.0], [2.5]], dtype=torch.float32)  # house sizes in 1000 sqft
     y = torch.tensor([[300], [400], [500]], dtype=torch.float32)  # prices in 1000s of dollars
     torch.manual_seed(0)
     model = nn.Linear(1, 1)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
-    losses, norms = _train_plain(model, X, y, optimizer, epochs=100)
+    losses, norms = train_plain(model, X, y, optimizer, epochs=100)
     for epoch in range(9, 100, 10):
         print(f"  Epoch {epoch + 1}/100, Loss: {losses[epoch]:.4f}")
     predicted = model(torch.tensor([[3.0]])).item()
     print(f"  Predicted price for a 3000 sqft house: ${predicted * 1000:,.0f}   (the data's line says $600,000)")
-    _watch("the lesson says 'by epoch 100 the loss is very low': it is not, and it is still falling")
-    _watch(f"w={model.weight.item():.1f}, b={model.bias.item():.1f}; the answer is w=200, b=0: the valley is long "
+    watch("the lesson says 'by epoch 100 the loss is very low': it is not, and it is still falling")
+    watch(f"w={model.weight.item():.1f}, b={model.bias.item():.1f}; the answer is w=200, b=0: the valley is long "
            "and narrow (x is never near 0), so SGD crawls along it")
-    label = _diagnosis(_history(losses, norms, lr=0.01))
+    label = show_diagnosis(records_history(losses, norms, lr=0.01))
 
     print("\n  the same loop after centring the input (x - 2.0) / 0.5, lr=0.1:")
     torch.manual_seed(0)
     scaled = nn.Linear(1, 1)
-    scaled_losses, _ = _train_plain(scaled, (X - 2.0) / 0.5, y, torch.optim.SGD(scaled.parameters(), lr=0.1), 100)
+    scaled_losses, _ = train_plain(scaled, (X - 2.0) / 0.5, y, torch.optim.SGD(scaled.parameters(), lr=0.1), 100)
     scaled_prediction = scaled(torch.tensor([[(3.0 - 2.0) / 0.5]])).item()
     print(f"  Epoch 100/100, Loss: {scaled_losses[-1]:.4f};  3000 sqft -> ${scaled_prediction * 1000:,.0f}")
-    _watch("scaling the input is the fix, not more epochs: the same 100 epochs now reach the line")
+    watch("scaling the input is the fix, not more epochs: the same 100 epochs now reach the line")
     return {"losses": losses, "loss_epoch_10": losses[9], "loss_epoch_100": losses[99],
             "still_falling": losses[99] < losses[89], "weight": model.weight.item(), "bias": model.bias.item(),
             "prediction_3000": predicted, "diagnosis": label, "scaled_loss_epoch_100": scaled_losses[-1],
@@ -335,7 +189,7 @@ def overfitting() -> LessonResult:
 
     import glassloop as gl
 
-    _title("overfitting: the scissors pattern, and early stopping")
+    title("overfitting: the scissors pattern, and early stopping")
     generator = torch.Generator().manual_seed(0)
     x = torch.rand(60, 1, generator=generator) * 6 - 3
     y = torch.sin(x) + 0.3 * torch.randn(60, 1, generator=generator)  # noise variance 0.09: the floor for val
@@ -354,9 +208,9 @@ def overfitting() -> LessonResult:
     last = history.records[-1]
     print(f"  best val_loss {history.best_val_loss:.4f} at epoch {best + 1}; at epoch 400 train {last['train_loss']:.4f}"
           f", val {last['val_loss']:.4f}")
-    _watch("the blades open: train loss keeps falling toward 0 while val loss turns around and climbs")
-    _watch("train loss below the noise level (0.09) means the net is memorising the noise, not the sine")
-    label = _diagnosis(history)
+    watch("the blades open: train loss keeps falling toward 0 while val loss turns around and climbs")
+    watch("train loss below the noise level (0.09) means the net is memorising the noise, not the sine")
+    label = show_diagnosis(history)
 
     print("\n  the same run with callbacks=[gl.EarlyStopping(patience=20)] (restore_best=True by default):")
     model = big_mlp()
@@ -365,7 +219,7 @@ def overfitting() -> LessonResult:
     print(f"  {stopped.stop_reason}")
     print(f"  ran {len(stopped.records)} of 400 epochs; the model we keep has val_loss {kept:.4f} (epoch "
           f"{stopped.best_epoch + 1}), not {stopped.records[-1]['val_loss']:.4f} from its last epoch")
-    _watch("early stopping needs no guess of the right epoch count: it watches val_loss and keeps the best weights")
+    watch("early stopping needs no guess of the right epoch count: it watches val_loss and keeps the best weights")
     return {"train_losses": history["train_loss"], "val_losses": history["val_loss"], "best_epoch": best,
             "best_val_loss": history.best_val_loss, "final_train_loss": last["train_loss"],
             "final_val_loss": last["val_loss"], "diagnosis": label, "early_stop_epochs": len(stopped.records),
@@ -383,7 +237,7 @@ def dqn_step() -> LessonResult:
 
     import glassloop as gl
 
-    _title("dqn-step: the outer loop changes, the inner loop does not")
+    title("dqn-step: the outer loop changes, the inner loop does not")
     gamma, epochs, sync_every = 0.9, 40, 5
     # A tiny offline problem: 512 stored transitions; reward 1 when the action matches the sign of state[0].
     generator = torch.Generator().manual_seed(0)
@@ -450,8 +304,8 @@ def dqn_step() -> LessonResult:
         print(f"  {epoch + 1:>5} {hand_losses[epoch]:>10.5f} {fit_losses[epoch]:>10.5f} "
               f"{history.records[epoch]['grad_norm']:>10.4f}")
     print(f"  largest weight difference after {epochs} epochs: {difference:.1e}")
-    _watch("the same Huber loss, the same clipping, the same numbers: fit only took over the outer loop")
-    _watch("the loss does not go to 0: the targets move every time the frozen network is refreshed")
+    watch("the same Huber loss, the same clipping, the same numbers: fit only took over the outer loop")
+    watch("the loss does not go to 0: the targets move every time the frozen network is refreshed")
     probe = torch.rand(1000, 4, generator=torch.Generator().manual_seed(1)) * 2 - 1
     with torch.no_grad():
         greedy = online(probe).argmax(1)
