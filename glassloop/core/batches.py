@@ -2,7 +2,9 @@
 
 - `TensorBatcher`: the fast path for `(inputs, targets)` tensors in memory: one seeded permutation and one gather
   per epoch, then `split` views. No DataLoader, no per-sample collate. It knows its position inside an epoch so a
-  checkpoint taken mid-epoch resumes at the next batch, and it can shard each epoch across DDP ranks.
+  checkpoint taken mid-epoch resumes at the next batch, and it can shard each epoch across DDP ranks. Structured
+  inputs (a dict, tuple or nested structure of tensors, see glassloop/core/structured.py) are held as their
+  leaves: the same permutation, splits and shards apply to every leaf, and a `Layout` rebuilds each batch.
 - Anything else (`Dataset`, `DataLoader`, a re-iterable of batches) goes through `IterableSource`.
 """
 
@@ -16,15 +18,21 @@ from typing import Any
 import torch
 
 from glassloop.core.devices import move_to
+from glassloop.core.structured import InputError, Layout, describe, is_structure, structure_layout
 from glassloop.errors import ConfigError
 
 
 class TensorBatcher:
-    """Mini-batches from in-memory tensors, shuffled by a seeded per-epoch permutation."""
+    """Mini-batches from in-memory tensors, shuffled by a seeded per-epoch permutation.
+
+    `tensors` are the leaves: `(inputs, targets)` for plain pairs, or every input leaf then the targets when a
+    `layout` says how to rebuild structured inputs (only then does a batch cost more than the split views).
+    """
 
     def __init__(self, tensors: tuple[torch.Tensor, ...], batch_size: int | None, shuffle: bool = True,
-                 seed: int | None = None, rank: int = 0, world_size: int = 1) -> None:
+                 seed: int | None = None, rank: int = 0, world_size: int = 1, layout: Layout | None = None) -> None:
         self.tensors = tensors
+        self.layout = layout
         self.n = len(tensors[0])
         self.batch_size = self.n if batch_size is None else int(batch_size)
         self.shuffle = shuffle
@@ -41,8 +49,12 @@ class TensorBatcher:
         self.tensors = tuple(t.to(device) for t in self.tensors)
         return self
 
-    def epoch(self) -> Iterator[tuple[torch.Tensor, ...]]:
-        """Yield this epoch's batches; resumes mid-epoch after `load_state_dict`."""
+    def epoch(self) -> Iterator[Any]:
+        """This epoch's batches; resumes mid-epoch after `load_state_dict`."""
+        batches = self._leaf_batches()
+        return batches if self.layout is None else map(self.layout.rebuild, batches)
+
+    def _leaf_batches(self) -> Iterator[tuple[torch.Tensor, ...]]:
         if self.epoch_rng_state is None:  # a fresh epoch (not a resumed one)
             self.epoch_rng_state = self.generator.get_state()
             self.position = 0
@@ -96,6 +108,7 @@ class IterableSource:
                 "epoch. Pass a DataLoader, a Dataset, a list of batches, or an (inputs, targets) pair of tensors")
         self.data = data
         self.mid_epoch = False
+        self.expect_pairs = False  # set when the loop unpacks (inputs, targets): each epoch's first batch is checked
 
     def __len__(self) -> int:
         try:
@@ -110,7 +123,13 @@ class IterableSource:
     def epoch(self) -> Iterator[Any]:
         self.mid_epoch = True
         device = getattr(self, "device", None)
-        for batch in self.data:
+        batches: Iterator[Any] = iter(self.data)
+        if self.expect_pairs:  # once per epoch, not per batch
+            first = next(batches, None)
+            if first is not None:
+                check_pair_batch(first)
+                batches = itertools.chain((first,), batches)
+        for batch in batches:
             yield batch if device is None else move_to(batch, device)
         self.mid_epoch = False
 
@@ -121,6 +140,23 @@ class IterableSource:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if self.generator is not None and "generator" in state:
             self.generator.set_state(state["generator"])
+
+
+def calls_structured(source: Any) -> bool:
+    """Whether the loop must call the model through `StructuredCall` (glassloop/core/structured.py).
+
+    In-memory plain tensors never do (`outputs = model(inputs)` as it is); structured in-memory inputs do, and so
+    does a streamed source, whose batches may hold structures (a type check per batch next to a DataLoader's).
+    """
+    return not isinstance(source, TensorBatcher) or source.layout is not None
+
+
+def check_pair_batch(batch: Any) -> None:
+    """A batch the loop unpacks as `inputs, targets = batch` (a dict of two keys would unpack its key names)."""
+    if not (isinstance(batch, (tuple, list)) and len(batch) == 2):
+        raise InputError(f"a batch is {describe(batch)}; expected an (inputs, targets) pair, where inputs may be a "
+                         "tensor, a dict or a tuple of tensors: return (inputs, targets) from the Dataset or iterable, "
+                         "or pass compute_loss=fn(model, batch) for other batch shapes")
 
 
 def as_tensor(value: Any, name: str) -> torch.Tensor:
@@ -149,20 +185,35 @@ def make_source(data: Any, batch_size: int | None, shuffle: bool, seed: int | No
     if data is None:
         raise ConfigError(f"{name} data is None; pass (inputs, targets) tensors, a Dataset or a DataLoader")
     if isinstance(data, dict):
-        raise ConfigError(f"{name} data is a dict; pass (inputs, targets), a Dataset, a DataLoader, or a list of "
-                          "batches (dict batches train with compute_loss=fn(model, batch))")
+        raise ConfigError(f"{name} data is a dict; pass (inputs, targets), where inputs may be a dict of tensors "
+                          "(the model is called as model(**inputs)), a Dataset, a DataLoader, or a list of batches "
+                          "(other batch shapes train with compute_loss=fn(model, batch))")
     if isinstance(data, tuple) and data and all(isinstance(t, torch.Tensor) for t in data) and len(data) != 2:
         raise ConfigError(f"{name} data is a {type(data).__name__} of {len(data)} tensors; expected (inputs, targets). "
                           "Several inputs: pass a list of batches and compute_loss=fn(model, batch)")
     if isinstance(data, (tuple, list)) and len(data) == 2 and not _looks_like_batches(data):
-        inputs, targets = as_tensor(data[0], f"{name} inputs"), as_tensor(data[1], f"{name} targets")
-        if len(inputs) != len(targets):
-            raise ConfigError(f"{name} inputs have {len(inputs)} rows but targets have {len(targets)}; "
-                              "they must have the same first dimension")
-        if len(inputs) == 0:
-            raise ConfigError(f"{name} data is empty (0 rows); pass at least one example")
-        return TensorBatcher((inputs, targets), batch_size, shuffle, seed, rank, world_size)
+        tensors, layout = in_memory(data[0], data[1], name)
+        return TensorBatcher(tensors, batch_size, shuffle, seed, rank, world_size, layout)
     return IterableSource(data, batch_size, shuffle, seed)
+
+
+def in_memory(inputs: Any, targets: Any, name: str) -> tuple[tuple[torch.Tensor, ...], Layout | None]:
+    """The leaves of an in-memory `(inputs, targets)` pair, rows checked, and the layout of structured inputs."""
+    if is_structure(inputs):
+        tensors, layout = structure_layout(inputs, targets, name, as_tensor)
+    else:
+        tensors, layout = (as_tensor(inputs, f"{name} inputs"), as_tensor(targets, f"{name} targets")), None
+        for tensor, what in zip(tensors, ("inputs", "targets")):
+            if tensor.dim() == 0:
+                raise InputError(f"{name} {what} is a 0-d tensor (value {tensor.item()!r}); expected one row per "
+                                 "example: use tensor.view(1, -1) for one example, or stack the examples into a "
+                                 "(rows, features) tensor")
+        if len(tensors[0]) != len(tensors[1]):
+            raise ConfigError(f"{name} inputs have {len(tensors[0])} rows but targets have {len(tensors[1])}; "
+                              "they must have the same first dimension")
+    if len(tensors[0]) == 0:
+        raise ConfigError(f"{name} data is empty (0 rows); pass at least one example")
+    return tensors, layout
 
 
 def _looks_like_batches(data: Any) -> bool:

@@ -1,4 +1,8 @@
-"""`evaluate` and `predict` underneath: one pass over data under model.eval() + torch.no_grad()."""
+"""`evaluate` and `predict` underneath: one pass over data under model.eval() + torch.no_grad().
+
+Inputs may be structured (a dict, tuple or nested structure of tensors): the model is called under the rule of
+glassloop/core/structured.py (`model(**inputs)` for a dict, `model(*inputs)` for a tuple or list).
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,25 @@ from torch import nn
 from glassloop.core.batches import as_tensor, make_source
 from glassloop.core.building import make_loss
 from glassloop.core.devices import move_to, resolve_device
-from glassloop.core.guards import ShapeGuard, check_model
+from glassloop.core.guards import (
+    ModelOutputError,
+    ShapeGuard,
+    check_first_layer,
+    check_model,
+    check_pairs,
+    explain_first_step,
+    input_leaves,
+)
 from glassloop.core.metrics import make_metrics
+from glassloop.core.structured import (
+    InputError,
+    call_model,
+    check_leaves,
+    describe,
+    flatten,
+    is_structure,
+    unflatten,
+)
 from glassloop.errors import ConfigError
 
 
@@ -39,6 +60,8 @@ def evaluate_source(model: nn.Module, data: Any, loss: Any, metrics: Any, batch_
         else make_metrics(metrics)
     # Validation needs no small batches: in-memory data goes through in chunks of at least 8192 rows.
     source = make_source(data, max(batch_size or 0, 8192), False, None, "val")
+    if compute_loss is None:
+        check_pairs(source, model, name="val")
     was_training = model.training
     model.eval()
     try:
@@ -52,7 +75,7 @@ def evaluate_source(model: nn.Module, data: Any, loss: Any, metrics: Any, batch_
                     count += rows
                     continue
                 inputs, targets = batch
-                outputs = model(inputs)
+                outputs = forward(model, inputs, input_leaves(source) if count == 0 else None)
                 total += float(loss_fn(outputs, targets)) * (1 if summed else len(targets))
                 count += len(targets)
                 if metric_fns:
@@ -69,6 +92,19 @@ def evaluate_source(model: nn.Module, data: Any, loss: Any, metrics: Any, batch_
     return result
 
 
+def forward(model: nn.Module, inputs: Any, leaves: list[tuple[str, torch.Tensor]] | None = None) -> Any:
+    """`call_model`; on a first forward (`leaves` given) a torch error about the inputs becomes one line."""
+    if leaves is None:
+        return call_model(model, inputs)
+    try:
+        return call_model(model, inputs)
+    except (RuntimeError, IndexError, TypeError) as error:
+        explained = explain_first_step(error, leaves)
+        if explained is None:
+            raise
+        raise explained from None
+
+
 def predict_tensor(model: nn.Module, inputs: Any, batch_size: int | None, device: Any) -> torch.Tensor:
     check_model(model)
     if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
@@ -76,13 +112,29 @@ def predict_tensor(model: nn.Module, inputs: Any, batch_size: int | None, device
     if isinstance(inputs, str):
         raise ConfigError(f"inputs is the string {inputs[:40]!r}; pass a tensor or an array of features")
     device = resolve_device(device) if device is not None else _model_device(model)
-    inputs = as_tensor(inputs, "inputs")
+    node, leaves, paths = flatten(inputs, "inputs", as_tensor) if is_structure(inputs) else \
+        (None, [as_tensor(inputs, "inputs")], ["inputs"])
+    rows = check_leaves(leaves, paths, "predict")
+    if node is None:
+        check_first_layer(model, leaves[0], "inputs")
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            size = batch_size or len(inputs)
-            return torch.cat([model(chunk.to(device)).cpu() for chunk in inputs.split(size)])
+            size = batch_size or max(rows, 1)
+            chunks = zip(*(leaf.split(size) for leaf in leaves))
+            outputs = []
+            for index, chunk in enumerate(chunks):
+                batch = move_to(list(chunk), device)
+                output = forward(model, batch[0] if node is None else unflatten(node, batch),
+                                 list(zip(paths, leaves)) if index == 0 else None)
+                if not isinstance(output, torch.Tensor):
+                    raise ModelOutputError(f"the model returned {describe(output)}; gl.predict expects forward() "
+                                           "to return one tensor of predictions: return only it, or wrap the model")
+                outputs.append(output.cpu())
+            if not outputs:
+                raise InputError("predict got 0 rows of inputs; pass at least one example")
+            return torch.cat(outputs)
     finally:
         model.train(was_training)
 
