@@ -91,7 +91,7 @@ def test_params_metrics_artifacts_and_model_are_read_back(store, data, tmp_path)
     epochs = [r["epoch"] for r in history.records]
     for key in ("train_loss", "val_loss", "lr", "grad_norm", "val_mae", "seconds"):
         logged = client.get_metric_history(run.info.run_id, key)
-        assert sorted(m.step for m in logged) == epochs, key
+        assert sorted(m.step for m in logged) == [e + 1 for e in epochs], key  # 1-based steps, as on screen
         assert [m.value for m in sorted(logged, key=lambda m: m.step)] == pytest.approx(history[key]), key
     assert run.data.metrics["best_val_loss"] == pytest.approx(history.best_val_loss)
     assert run.data.tags["glassloop.stop_reason"] == history.stop_reason
@@ -143,7 +143,7 @@ def test_a_fit_that_raises_leaves_the_run_failed(store, data, where):
     run = store["client"].get_run(mlflow_logger.run_id)
     assert run.info.status == "FAILED" and mlflow_logger.status == "FAILED"
     assert run.data.tags["glassloop.error"]
-    assert steps(store["client"], mlflow_logger.run_id, "train_loss") == [0, 1]  # every finished epoch
+    assert steps(store["client"], mlflow_logger.run_id, "train_loss") == [1, 2]  # every finished epoch
     assert "model" not in {a.path for a in store["client"].list_artifacts(mlflow_logger.run_id)}
 
 
@@ -179,7 +179,7 @@ def test_resume_continues_the_same_run_with_every_epoch_once(store, data, tmp_pa
                callbacks=[gl.Checkpoint(tmp_path), RaiseAt(3, ValueError("crash"), band), first])
     client = store["client"]
     assert client.get_run(first.run_id).info.status == "FAILED"
-    assert steps(client, first.run_id, "train_loss") == [0, 1, 2]
+    assert steps(client, first.run_id, "train_loss") == [1, 2, 3]
 
     second = logger(store, "ignored on resume")
     history = gl.fit(model(), train, val, epochs=6, seed=3, verbose=False,
@@ -189,7 +189,7 @@ def test_resume_continues_the_same_run_with_every_epoch_once(store, data, tmp_pa
     assert run.info.status == "FINISHED" and run.data.tags["glassloop.resumes"] == "1"
     assert run.info.run_name == f"resume-{band}"
     for key in ("train_loss", "val_loss", "lr", "grad_norm"):
-        assert steps(client, first.run_id, key) == list(range(6)), key
+        assert steps(client, first.run_id, key) == list(range(1, 7)), key
     logged = sorted(client.get_metric_history(first.run_id, "val_loss"), key=lambda m: m.step)
     assert [m.value for m in logged] == pytest.approx(history["val_loss"])
     runs = client.search_runs([run.info.experiment_id], f"tags.mlflow.runName = 'resume-{band}'")
@@ -201,7 +201,7 @@ def test_resume_continues_the_same_run_with_every_epoch_once(store, data, tmp_pa
            callbacks=[gl.Checkpoint(tmp_path, resume=True), third])
     assert third.run_id == first.run_id
     assert client.get_run(first.run_id).info.status == "FINISHED"
-    assert steps(client, first.run_id, "train_loss") == list(range(6))
+    assert steps(client, first.run_id, "train_loss") == list(range(1, 7))
 
 
 def test_metrics_are_in_the_store_while_training(store, data):
@@ -217,7 +217,7 @@ def test_metrics_are_in_the_store_while_training(store, data):
 
     live = logger(store, "live", log_model=False, flush_seconds=0)
     gl.fit(model(), train, val, epochs=3, verbose=False, callbacks=[live, Watch()])
-    assert seen == [[0], [0, 1], [0, 1, 2]]
+    assert seen == [[1], [1, 2], [1, 2, 3]]
 
 
 def test_default_uri_env_and_the_global_active_run_are_respected(store, data, monkeypatch):

@@ -1,19 +1,18 @@
 """MLflow tracking for `gl.fit`: params, per-epoch metrics, the final model, curves and diagnosis, and a run status
 that says what happened (FINISHED, FAILED, KILLED), continued under the same run id after a resume.
 
-It avoids the failures other trainers' MLflow integrations are known for (reference/anchors.md): a crashed run left
-RUNNING, a resumed run split into a new run, logging that slows every step, and loggers that fight over the global
-active run. Everything goes through an `MlflowClient` with an explicit run id (the fluent `mlflow.start_run` stack is
-never touched). Each epoch's metrics are one `log_batch`, and epochs shorter than `flush_seconds` are gathered
-into one call: a SQLite write costs ~5 ms of CPU, half of a 10 ms `ssa` epoch, and a background writer thread was
-worse (it holds the GIL in SQLAlchemy code while the training thread waits). Nothing is lost to the delay: the end
-of the fit, a failure and an interrupt all flush, and after a kill -9 the resumed logger backfills the missing epochs
-from the checkpoint's History.
+It avoids the failures other trainers' MLflow integrations are known for: a crashed run left RUNNING, a resumed
+run split into a new run, logging that slows every step, and loggers that fight over the global active run.
+Everything goes through an `MlflowClient` with an explicit run id (the fluent `mlflow.start_run` stack is never
+touched). Each epoch's metrics are one `log_batch`, and epochs shorter than `flush_seconds` are gathered into one
+call: a SQLite write costs ~5 ms of CPU, half of a 10 ms `ssa` epoch, and a background writer thread was worse (it
+holds the GIL in SQLAlchemy code while the training thread waits). Nothing is lost to the delay: the end of the
+fit, a failure and an interrupt all flush, and after a kill -9 the resumed logger reconciles the run from the
+checkpoint's History (missing epochs backfilled once, the final status set, even for a run that had finished).
 
-With `tracking_uri=None` the URI is MLflow's own default: `$MLFLOW_TRACKING_URI` if set, else (MLflow 3) a SQLite
-file `mlflow.db` in the current directory (`sqlite:///<cwd>/mlflow.db`). When the logger creates the experiment in a
-local SQLite store, its artifacts go beside the database (`<db dir>/mlartifacts/`) instead of MLflow's
-`./mlruns` relative to wherever the process happened to start.
+The store is opened lazily, when the first epoch has ended: bad input (an option, a first batch that a guard
+refuses) creates no `mlflow.db` and no run. Metric steps and tags are 1-based epochs, as on screen
+(`glassloop.core.state.shown_epoch`).
 """
 
 from __future__ import annotations
@@ -27,32 +26,37 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from glassloop.callbacks.tracking import experiment_id
+from glassloop.callbacks.tracking import (
+    MAX_METRICS_PER_BATCH,
+    MAX_PARAMS_PER_BATCH,
+    MAX_TAG_LENGTH,
+    check_tracking_uri,
+    client,
+    experiment_id,
+    log_sibling_runs,
+    run_params,
+)
+from glassloop.core.state import shown_epoch
+from glassloop.errors import ConfigError
 
-# MLflow's limits per log_batch call and per param value (mlflow/utils/validation.py).
-MAX_METRICS_PER_BATCH = 1000
-MAX_PARAMS_PER_BATCH = 100
-MAX_PARAM_LENGTH = 6000
-MAX_TAG_LENGTH = 5000
+__all__ = ["MLflowLogger", "diagnosis_tags", "run_params"]
 
-# Scheduler state that changes while training (or is derived): not a hyper-parameter, so not a param.
-SCHEDULER_RUNNING_STATE = {"last_epoch", "_step_count", "_get_lr_called_in_last_step", "_last_lr", "base_lrs",
-                           "best", "num_bad_epochs", "cooldown_counter", "T_cur", "_is_initial", "eps",
-                           "last_epoch_", "_initial_step", "verbose"}
+EXAMPLE_ROWS = 5  # training input rows kept for the logged model's input example and signature
 
 
 class MLflowLogger:
-    """Log a `gl.fit` run to MLflow (params, per-epoch metrics with `step=epoch`, model, curves, diagnosis).
+    """Log a `gl.fit` run to MLflow (params, per-epoch metrics with `step=epoch + 1`, model, curves, diagnosis).
 
     `experiment`: experiment name (created if missing). `tracking_uri`: any MLflow URI; None = MLflow's default
     (`$MLFLOW_TRACKING_URI`, else `sqlite:///<cwd>/mlflow.db`). `run_name`: shown in the UI. `log_model`: log the
-    final model with MLflow's PyTorch flavour at the end (`mlflow.pytorch.load_model(logger.model_uri)`).
-    `tags`: extra run tags. `plot`: draw `curves.png` when no Checkpoint already drew it. `flush_seconds`: write
-    the epochs gathered so far once this many seconds have passed since the last write (0: every epoch).
+    final model with MLflow's PyTorch flavour at the end, with a signature and an input example (loadable with
+    `mlflow.pytorch.load_model` and `mlflow.pyfunc.load_model`). `tags`: extra run tags. `plot`: draw `curves.png`
+    when no Checkpoint already drew it. `flush_seconds`: write the epochs gathered so far once this many seconds
+    have passed since the last write (0: every epoch).
 
-    After `fit`, `run_id` names the run and `seconds` says what the logging cost on the training thread (`start`,
-    `epochs`, `end`, and within `end` the `plot` and the `model`). `state_dict()` holds the run id, so `gl.Checkpoint(dir, resume=True)`
-    makes a fresh logger continue the same run (status back to RUNNING, metrics of every epoch exactly once).
+    After `fit`, `run_id` names the run, `seconds` says what the logging cost on the training thread (`start`,
+    `epochs`, `end`, and within `end` the `plot` and the `model`), and `log_baselines(results)` adds sibling runs.
+    `state_dict()` holds the run id, so `gl.Checkpoint(dir, resume=True)` makes a fresh logger continue the same run.
     """
 
     band = "reporters"
@@ -60,13 +64,18 @@ class MLflowLogger:
     def __init__(self, experiment: str = "glassloop", tracking_uri: str | None = None, run_name: str | None = None,
                  log_model: bool = True, tags: dict[str, Any] | None = None, *, plot: bool = True,
                  flush_seconds: float = 1.0) -> None:
+        if not isinstance(experiment, str) or not experiment.strip():
+            raise ConfigError(f"MLflowLogger experiment={experiment!r}; expected a non-empty name, e.g. 'ssa'")
+        check_tracking_uri(tracking_uri)
+        if isinstance(flush_seconds, bool) or not isinstance(flush_seconds, (int, float)) or not flush_seconds >= 0:
+            raise ConfigError(f"MLflowLogger flush_seconds={flush_seconds!r}; expected a number >= 0 (0: every epoch)")
         self.experiment = experiment
         self.tracking_uri = tracking_uri
         self.run_name = run_name
         self.log_model = log_model
         self.tags = {str(k): str(v) for k, v in (tags or {}).items()}
         self.plot = plot
-        self.flush_seconds = flush_seconds
+        self.flush_seconds = float(flush_seconds)
         self.run_id: str | None = None
         self.experiment_id: str | None = None
         self.model_uri: str | None = None
@@ -76,7 +85,9 @@ class MLflowLogger:
         self._last_flush = 0.0
         self._flush_errors: list[str] = []
         self.seconds = {"start": 0.0, "epochs": 0.0, "end": 0.0, "plot": 0.0, "model": 0.0}
-        self._active = False
+        self._active = False  # a run is open and this logger will close it
+        self._tried = False  # the store was opened (or opening failed) in this fit
+        self._example: Any = None
         self._metric_class: Any = None
 
     @contextlib.contextmanager
@@ -98,32 +109,50 @@ class MLflowLogger:
     # -- events ------------------------------------------------------------------------------------------------
 
     def on_fit_start(self, state: Any) -> None:
-        with self._timed("start"):
-            self._open(state)
-
-    def _open(self, state: Any) -> None:
         from glassloop.core.distributed import is_main_process
 
-        if not is_main_process() or state.already_finished:
-            return  # other ranks log nothing; a finished run is left exactly as it was
-        import mlflow
-        from mlflow.entities import Metric
-        from mlflow.tracking import MlflowClient
+        self._active, self._tried, self._pending, self._flush_errors = False, False, [], []
+        if not restored(state):
+            self.run_id = None  # a new fit is a new run (a resume restored the id just before, in Checkpoint)
+        if is_main_process() and restored(state) and self.run_id is not None:
+            with self._timed("start"):  # the store exists already: reconcile the record now
+                self._open(state)
 
+    def _ensure_open(self, state: Any) -> None:
+        """A new run is created once the first epoch has ended, so bad input never leaves a store behind."""
+        from glassloop.core.distributed import is_main_process
+
+        if not self._tried and is_main_process():
+            with self._timed("start"):
+                self._open(state)
+
+    def _open(self, state: Any) -> None:
+        from mlflow.entities import Metric
+
+        self._tried = True
         self._metric_class = Metric
-        self.tracking_uri = self.tracking_uri or mlflow.get_tracking_uri()
-        self._client = MlflowClient(tracking_uri=self.tracking_uri)
-        reopened = self.run_id is not None and self._reopen(state)
-        if not reopened:
+        self._client = client(self.tracking_uri)
+        self.tracking_uri = self._client.tracking_uri
+        self._example = example_inputs(state)
+        run = self._reopen(state) if self.run_id is not None else None
+        if run is None:
             self._create_run()
-        self._log_params(state, reopened)
-        if reopened:
+        elif state.already_finished:
+            if self._closed(run, state):
+                self.status = run.info.status  # finished and complete in the store: nothing to repair
+                return
+            # killed between the last checkpoint and the close: backfill and close it now
+            self._client.set_tag(self.run_id, "glassloop.reconciled", "true")
+        self._log_params(state, reopened=run is not None)
+        if restored(state):
             self._backfill(state)
         self._active = True
         self.status = "RUNNING"
         self._last_flush = time.perf_counter()
 
     def on_epoch_end(self, state: Any) -> None:
+        if not self._tried:
+            self._ensure_open(state)
         if self._active:
             with self._timed("epochs"):
                 self._epoch_end(state)
@@ -134,7 +163,8 @@ class MLflowLogger:
             try:
                 self._flush()
             except Exception as error:  # noqa: BLE001 - a tracking hiccup must not kill training; retried later
-                self._flush_errors.append(f"epoch {state.record['epoch'] + 1}: {type(error).__name__}: {error}")
+                self._flush_errors.append(f"epoch {shown_epoch(state.record['epoch'])}: {type(error).__name__}: "
+                                          f"{error}")
                 self._last_flush = time.perf_counter()
 
     def _flush(self) -> None:
@@ -145,6 +175,8 @@ class MLflowLogger:
         self._last_flush = time.perf_counter()
 
     def on_fit_end(self, state: Any) -> None:
+        if not self._tried and state.history.records:
+            self._ensure_open(state)  # a finished run resumed without a run id: record it now
         if not self._active:
             return
         interrupted = bool(state.interrupted_by)
@@ -153,7 +185,7 @@ class MLflowLogger:
 
     def on_exception(self, state: Any) -> None:
         if not self._active:
-            return
+            return  # no run yet (the first epoch never ended): nothing was created, nothing to close
         error = state.exception
         killed = isinstance(error, KeyboardInterrupt) or bool(state.interrupted_by)
         try:
@@ -171,23 +203,37 @@ class MLflowLogger:
         run = self._client.create_run(self.experiment_id, run_name=self.run_name, tags=tags)
         self.run_id = run.info.run_id
 
-    def _reopen(self, state: Any) -> bool:
-        """Continue the checkpointed run id; a run missing from this store gets a new run and a warning."""
-        client = self._client
+    def _reopen(self, state: Any) -> Any:
+        """Continue the checkpointed run id (None: it is not in this store, a new run is created instead)."""
+        client_ = self._client
         try:
-            run = client.get_run(self.run_id)
+            run = client_.get_run(self.run_id)
         except Exception as error:  # noqa: BLE001 - e.g. resumed against another tracking URI
             warnings.warn(f"MLflow run {self.run_id} from the checkpoint is not in {self.tracking_uri} "
                           f"({type(error).__name__}); logging the resumed run as a new run", stacklevel=3)
             previous, self.run_id = self.run_id, None
             self._create_run()
-            client.set_tag(self.run_id, "glassloop.resumed_from_run_id", previous)
-            return False
+            client_.set_tag(self.run_id, "glassloop.resumed_from_run_id", previous)
+            return None
         self.experiment_id = run.info.experiment_id
-        client.update_run(self.run_id, status="RUNNING")
+        if state.already_finished:
+            return run  # its status is set once, at the close
+        client_.update_run(self.run_id, status="RUNNING")
         resumes = int(run.data.tags.get("glassloop.resumes", "0")) + 1
-        client.set_tag(self.run_id, "glassloop.resumes", str(resumes))
-        return True
+        client_.set_tag(self.run_id, "glassloop.resumes", str(resumes))
+        return run
+
+    def _closed(self, run: Any, state: Any) -> bool:
+        """The run already says everything the finished checkpoint knows: status, closing tags, model, epochs."""
+        tags = run.data.tags
+        if run.info.status != "FINISHED" or "glassloop.stop_reason" not in tags:
+            return False
+        if self.log_model and "glassloop.model_uri" not in tags:
+            return False
+        return self._logged_steps() >= {shown_epoch(r["epoch"]) for r in state.history.records}
+
+    def _logged_steps(self) -> set[int]:
+        return {m.step for m in self._client.get_metric_history(self.run_id, "train_loss")}
 
     def _log_params(self, state: Any, reopened: bool) -> None:
         from mlflow.entities import Param
@@ -206,8 +252,8 @@ class MLflowLogger:
 
     def _backfill(self, state: Any) -> None:
         """Epochs the checkpoint has but the run lacks (e.g. killed between the two writes): log them once."""
-        logged = {m.step for m in self._client.get_metric_history(self.run_id, "train_loss")}
-        missing = [m for record in state.history.records if record.get("epoch") not in logged
+        logged = self._logged_steps()
+        missing = [m for record in state.history.records if shown_epoch(record["epoch"]) not in logged
                    for m in self._metrics(record)]
         for start in range(0, len(missing), MAX_METRICS_PER_BATCH):
             self._client.log_batch(self.run_id, metrics=missing[start:start + MAX_METRICS_PER_BATCH])
@@ -215,9 +261,9 @@ class MLflowLogger:
     # -- per epoch ---------------------------------------------------------------------------------------------
 
     def _metrics(self, record: dict[str, Any]) -> list[Any]:
-        """Every number in the epoch record except `epoch` itself; None (no validation) is skipped, NaN/Inf are
-        kept (MLflow stores them) because a diverging epoch hidden from the curves is a lie."""
-        step = int(record["epoch"])
+        """Every number in the epoch record except `epoch` itself, at step epoch + 1; None (no validation) is
+        skipped, NaN/Inf are kept (MLflow stores them) because a diverging epoch hidden from the curves is a lie."""
+        step = shown_epoch(int(record["epoch"]))
         timestamp = int(time.time() * 1000)
         return [self._metric_class(key, float(value), timestamp, step) for key, value in record.items()
                 if key != "epoch" and isinstance(value, (int, float)) and not isinstance(value, bool)]
@@ -240,9 +286,9 @@ class MLflowLogger:
         self.status = status
 
     def _close(self, state: Any, final: bool, error: BaseException | None) -> None:
-        from mlflow.entities import Metric, RunTag
+        from mlflow.entities import RunTag
 
-        client, run_id, history = self._client, self.run_id, state.history
+        client_, run_id, history = self._client, self.run_id, state.history
         if self._flush_errors:
             warnings.warn(f"MLflow writes of run {run_id} failed and were retried: " + "; ".join(self._flush_errors),
                           stacklevel=4)
@@ -250,37 +296,39 @@ class MLflowLogger:
         if error is not None:
             tags["glassloop.error"] = f"{type(error).__name__}: {error}"
         if history.best_epoch is not None:
-            tags["glassloop.best_epoch"] = str(history.best_epoch + 1)  # 1-based, as on screen
+            tags["glassloop.best_epoch"] = str(shown_epoch(history.best_epoch))
         diagnosis = _diagnose(history) if final and history.records else None
         if diagnosis is not None:
             tags.update(diagnosis_tags(diagnosis))
         with tempfile.TemporaryDirectory(prefix="glassloop-mlflow-") as folder:
             if history.records:
                 self._write_artifacts(state, Path(folder), final, diagnosis)
-                client.log_artifacts(run_id, folder)
+                client_.log_artifacts(run_id, folder)
         if final and self.log_model:
             with self._timed("model"):
                 tags.update(self._log_model(state))
         metrics = []
         if final and history.best_val_loss is not None and history.best_epoch is not None:
-            metrics.append(Metric("best_" + history.monitor, float(history.best_val_loss),
-                                  int(time.time() * 1000), int(history.best_epoch)))
+            metrics.append(self._metric_class("best_" + history.monitor, float(history.best_val_loss),
+                                              int(time.time() * 1000), shown_epoch(history.best_epoch)))
         # The pending epochs and the closing tags in one write (each SQLite commit costs ~5 ms).
         metrics = self._pending + metrics
         run_tags = [RunTag(k, str(v)[:MAX_TAG_LENGTH]) for k, v in tags.items()]
         for start in range(0, max(len(metrics), 1), MAX_METRICS_PER_BATCH):
-            client.log_batch(run_id, metrics=metrics[start:start + MAX_METRICS_PER_BATCH],
-                             tags=run_tags if start == 0 else [])
+            client_.log_batch(run_id, metrics=metrics[start:start + MAX_METRICS_PER_BATCH],
+                              tags=run_tags if start == 0 else [])
         self._pending = []
 
     def _write_artifacts(self, state: Any, folder: Path, final: bool, diagnosis: Any) -> None:
         """history.csv always; at a normal end also curves.png (reusing the one a Checkpoint drew a moment ago in
         its own on_fit_end, which runs before the reporters) and diagnosis.json."""
+        from glassloop.callbacks.checkpoint import Checkpoint
+
         state.history.to_csv(folder / "history.csv")
         if not final:
             return
         drawn = next((Path(c.run_dir) / "curves.png" for c in state.callbacks
-                      if type(c).__name__ == "Checkpoint" and getattr(c, "plot", False)), None)
+                      if isinstance(c, Checkpoint) and c.plot), None)
         if drawn is not None and drawn.is_file():
             (folder / "curves.png").write_bytes(drawn.read_bytes())
         elif self.plot:
@@ -296,12 +344,13 @@ class MLflowLogger:
 
     def _log_model(self, state: Any) -> dict[str, str]:
         """The model instance as it ends the fit (EarlyStopping(restore_best) has already put the best weights
-        back), saved with the PyTorch flavour and logged as the run's `model/` artifact.
+        back), saved with the PyTorch flavour (which carries the pyfunc flavour) as the run's `model/` artifact.
 
         `save_model` + `log_artifacts` rather than `mlflow.pytorch.log_model`: no global tracking URI or active
         run is needed, it costs ~40 ms instead of ~200 ms (log_model also creates a LoggedModel and re-logs the
         step's metrics), and `runs:/<run_id>/model` loads it. Explicit `pip_requirements` skip MLflow's
-        environment inference; no input example, so no signature inference or serving-input validation.
+        environment inference; the signature is computed here from the input example, so MLflow runs no
+        inference or serving-input validation of its own.
         """
         import mlflow.pytorch
         import torch
@@ -309,16 +358,17 @@ class MLflowLogger:
         from glassloop.core.checkpoint import unwrap
 
         model = unwrap(state.model)
+        signature, example = model_signature(model, self._example)
         requirements = [f"torch=={torch.__version__}"]
         with tempfile.TemporaryDirectory(prefix="glassloop-model-") as folder:
-            # Pickle format (pt2 needs an input example and torch.export: seconds); MLflow warns about pickle on
-            # every save: the caution is documented in docs/mlflow.md instead of printed after each fit.
+            # Pickle format (pt2 needs torch.export: seconds); MLflow warns about pickle on every save: the caution
+            # is documented in docs/mlflow.md instead of printed after each fit.
             flavour_logger = logging.getLogger("mlflow.pytorch")
             level = flavour_logger.level
             flavour_logger.setLevel(logging.ERROR)
             try:
                 mlflow.pytorch.save_model(model, Path(folder) / "model", pip_requirements=requirements,
-                                          serialization_format="pickle")
+                                          serialization_format="pickle", signature=signature, input_example=example)
             finally:
                 flavour_logger.setLevel(level)
             self._client.log_artifacts(self.run_id, str(Path(folder) / "model"), "model")
@@ -328,52 +378,72 @@ class MLflowLogger:
                                                        if state.history.records else None)
         tags = {"glassloop.model_uri": self.model_uri}
         if epoch is not None:
-            tags["glassloop.model_epoch"] = str(int(epoch) + 1)  # 1-based: which epoch's weights were logged
+            tags["glassloop.model_epoch"] = str(shown_epoch(int(epoch)))  # which epoch's weights were logged
         return tags
 
+    # -- beside the run ----------------------------------------------------------------------------------------
 
-# -- params and diagnosis --------------------------------------------------------------------------------------
+    def log_baselines(self, results: dict[str, dict[str, Any]], params: dict[str, Any] | None = None) -> dict[str, str]:
+        """Log baselines (e.g. scikit-learn models on the same split) as sibling runs of this fit's run, nested under
+        it in the UI, with the same metric names: `logger.log_baselines({"ridge": {"val_loss": 0.12}})` after
+        `gl.fit`. Numbers become metrics, text becomes params. Returns name -> run id."""
+        if self.run_id is None:
+            raise ConfigError("MLflowLogger.log_baselines() needs this logger's run; call it after "
+                              "gl.fit(..., callbacks=[logger]) has trained at least one epoch")
+        if not isinstance(results, dict) or not all(isinstance(v, dict) for v in results.values()):
+            raise ConfigError(f"log_baselines(results={type(results).__name__}); expected a dict name -> "
+                              "{metric: value}, e.g. {'ridge': {'val_loss': 0.12}}")
+        client_ = self._client or client(self.tracking_uri)
+        experiment = self.experiment_id or client_.get_run(self.run_id).info.experiment_id
+        return log_sibling_runs(client_, experiment, self.run_id, results, params)
 
 
-def _scalar(value: Any) -> bool:
-    return value is None or isinstance(value, (bool, int, float, str))
+# -- the model's input example, signature and diagnosis --------------------------------------------------------
 
 
-def _text(value: Any) -> str:
-    return str(value)[:MAX_PARAM_LENGTH]
+def restored(state: Any) -> bool:
+    """A Checkpoint restored this fit from latest.pt: a run to continue, or one that had already finished."""
+    return bool(state.resumed or state.already_finished)
 
 
-def run_params(state: Any) -> dict[str, str]:
-    """Every fit setting that matters, as MLflow params (strings): `state.config` flattened, the optimizer's
-    hyper-parameters from its first param group (the LR it started with), and the scheduler's settings."""
-    params: dict[str, str] = {}
-    for key, value in state.config.items():
-        if key == "optimizer_defaults":  # the param group below is what the optimizer actually uses
-            continue
-        if isinstance(value, dict):
-            params.update({f"{key}.{k}": _text(v) for k, v in value.items() if _scalar(v)})
-        elif _scalar(value) or isinstance(value, (list, tuple)):
-            params[key] = _text(value)
-    optimizer = state.optimizer
-    if optimizer is not None and getattr(optimizer, "param_groups", None):
-        group = optimizer.param_groups[0]
-        for key, value in group.items():
-            if key in ("params", "initial_lr") or not (_scalar(value) or isinstance(value, tuple)):
-                continue
-            params[f"optimizer.{key}"] = _text(group.get("initial_lr", value) if key == "lr" else value)
-        params["optimizer.param_groups"] = str(len(optimizer.param_groups))
-    scheduler = state.scheduler
-    if scheduler is not None:
-        params["scheduler.class"] = type(scheduler).__name__
-        try:
-            settings = scheduler.state_dict()
-        except Exception:  # noqa: BLE001 - a custom scheduler without state_dict: its class is enough
-            settings = {}
-        for key, value in settings.items():
-            if key not in SCHEDULER_RUNNING_STATE and not key.startswith("_") and (
-                    _scalar(value) or isinstance(value, (list, tuple)) and all(_scalar(v) for v in value)):
-                params[f"scheduler.{key}"] = _text(value)
-    return params
+def example_inputs(state: Any) -> Any:
+    """The first rows of the training inputs (CPU copy) when they are one tensor and fit computes the loss itself;
+    None otherwise (a custom compute_loss or a non-tensor batch: the model is logged without a signature)."""
+    import torch
+
+    if state.config.get("compute_loss"):
+        return None
+    tensors = getattr(state.batcher, "tensors", None)
+    inputs = tensors[0] if tensors else None
+    if inputs is None and isinstance(state.batch, (tuple, list)) and len(state.batch) == 2:
+        inputs = state.batch[0]  # another source: the batch the loop saw (set when batch callbacks are attached)
+    if not isinstance(inputs, torch.Tensor) or inputs.dim() < 1 or not inputs.is_floating_point():
+        return None
+    return inputs[:EXAMPLE_ROWS].detach().to("cpu", copy=True)
+
+
+def model_signature(model: Any, example: Any) -> tuple[Any, Any]:
+    """MLflow's signature from the example and the model's output on it (eval mode, no_grad, mode restored), and
+    the example as a numpy array; (None, None) when there is no example or the model does not return a tensor."""
+    if example is None:
+        return None, None
+    import torch
+    from mlflow.models import infer_signature
+
+    parameter = next(model.parameters(), None)
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            outputs = model(example.to(parameter.device if parameter is not None else "cpu"))
+    except Exception:  # noqa: BLE001 - the model is still worth logging without a signature
+        return None, None
+    finally:
+        model.train(was_training)
+    if not isinstance(outputs, torch.Tensor):
+        return None, None
+    inputs = example.numpy()
+    return infer_signature(inputs, outputs.detach().cpu().numpy()), inputs
 
 
 def _diagnose(history: Any) -> Any:
