@@ -15,6 +15,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	.venv/bin/ruff check .
+	.venv/bin/lint-imports
 	$(PY) -m pytest -n 2
 
 bench: $(STAMP)

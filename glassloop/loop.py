@@ -3,21 +3,23 @@
     zero_grad -> forward -> loss -> backward -> (clip) -> step -> (per-step schedule)
     then evaluate under model.eval() + torch.no_grad(), the per-epoch schedule, and the epoch-end callbacks.
 
-Everything that is not the heartbeat (argument checks, building optimizers and schedulers by name, devices,
-threads, signals) lives in `glassloop.run` so that this file reads like lesson 004's loop.
+Everything that is not the heartbeat lives elsewhere so that this file reads like lesson 004's loop: the options
+(glassloop/core/options.py), the pieces built from them (glassloop/run.py), the epoch's accounts
+(glassloop/epochs.py), threads and signals (glassloop/process.py).
 """
 
 from __future__ import annotations
 
 import math
-import time
 from typing import Any
 
 import torch
 
 from glassloop.core.evaluation import evaluate_source, predict_tensor
 from glassloop.core.gradients import clear_gradients, grad_norm
+from glassloop.core.options import FitOptions
 from glassloop.core.state import History
+from glassloop.process import process_guards
 from glassloop.run import Run
 
 
@@ -26,39 +28,57 @@ def fit(model: torch.nn.Module, train: Any, val: Any = None, loss: Any = "mse", 
         batch_size: int | None = 32, shuffle: bool = True, scheduler: Any = None,
         clip_grad_norm: float | None = None, callbacks: Any = (), seed: int | None = None, device: Any = "auto",
         metrics: Any = None, progress: Any = "auto", verbose: bool = True, *, compute_loss: Any = None,
-        scheduler_step: str = "auto", threads: Any = "auto", checks: bool = False) -> History:
+        scheduler_step: str = "auto", threads: Any = "auto", checks: bool = False, accumulate: int = 1,
+        precision: str = "32") -> History:
     """Train `model` on `train` with the lessons' loop and return its `History`. See README for every option."""
-    run = Run(**locals())
-    with run.guards():  # intra-op threads, SIGINT/SIGTERM -> stop after the current step
+    options = FitOptions(loss=loss, optimizer=optimizer, lr=lr, weight_decay=weight_decay, momentum=momentum,
+                         epochs=epochs, batch_size=batch_size, shuffle=shuffle, scheduler=scheduler,
+                         clip_grad_norm=clip_grad_norm, callbacks=callbacks, seed=seed, device=device,
+                         metrics=metrics, progress=progress, verbose=verbose, compute_loss=compute_loss,
+                         scheduler_step=scheduler_step, threads=threads, checks=checks, accumulate=accumulate,
+                         precision=precision)  # typed, frozen, validated once
+    run = Run(model, train, val, options)  # every piece built before the first batch
+    with process_guards(run):  # intra-op threads, SIGINT/SIGTERM -> stop after the current step
         return heartbeat(run)
 
 
 def heartbeat(run: Run) -> History:
-    state, model, hooks = run.state, run.model, run.callbacks
-    step = run.optimizer_step  # optimizer.step (for a fused Adam built by name: its kernel, called directly)
+    state, model, hooks, book, micro = run.state, run.model, run.callbacks, run.book, run.micro
+    step, autocast = run.optimizer_step, run.precision.autocast  # optimizer.step (fused Adam: its kernel)
     try:
         hooks("on_fit_start", state)  # a resuming Checkpoint restores everything here
         while state.epoch < run.epochs and not state.should_stop:
             hooks("on_epoch_start", state)
             model.train()                                                   # dropout/batch-norm: training mode
-            losses, norms, started = run.resume_partial_epoch()
+            losses, norms, started = book.start_epoch()
             for index, batch in enumerate(run.train.epoch()):
                 if run.batch_hooks:
                     run.announce("on_batch_start", batch=batch, batch_index=index)
-                clear_gradients(run.parameters)                             # 1. optimizer.zero_grad()
-                if run.compute_loss is None:
-                    inputs, targets = batch                                 #    (already on run.device)
-                    outputs = model(inputs)                                 # 2. forward pass
-                    loss = run.loss_fn(outputs, targets)                    # 3. loss: one scalar
+                if micro.starts_group(index):
+                    clear_gradients(run.parameters)                         # 1. optimizer.zero_grad()
+                with autocast, micro.sync(index):                           #    (precision=; DDP no_sync in a group)
+                    if run.compute_loss is None:
+                        inputs, targets = batch                             #    (already on run.device)
+                        outputs = model(inputs)                             # 2. forward pass
+                        loss = run.loss_fn(outputs, targets)                # 3. loss: one scalar
+                    else:
+                        loss = run.compute_loss(model, batch)               # 2-3. custom forward + loss
+                if micro.plain:
+                    loss.backward()                                         # 4. backward: fill every .grad
+                elif micro.backward(loss, index):                           #    accumulate=k / fp16: scaled
+                    loss = micro.group_loss()                               #    the group's loss, for the record
                 else:
-                    loss = run.compute_loss(model, batch)                   # 2-3. custom forward + loss
-                loss.backward()                                             # 4. backward: fill every .grad
+                    continue                                                #    more micro-batches, then a step
                 if run.after_backward_hooks:
                     run.announce("on_after_backward", loss=loss)
+                run.precision.unscale(run.optimizer)                        #    fp16: true gradients first
                 norm = grad_norm(run.parameters, run.clip_grad_norm)        # 5. pre-clip norm; clip if asked
-                loss_value, norm_value = loss.item(), norm.item()
+                loss_value, norm_value = book.read(loss, norm)
                 if not math.isfinite(loss_value + norm_value):              #    never step on NaN/Inf
-                    state.stop(run.nonfinite_reason(loss_value, norm_value, len(losses)))
+                    if run.precision.scaler is not None and math.isfinite(loss_value):
+                        run.precision.skip_overflow(run.optimizer)          #    fp16 overflow: the scaler skips it
+                        continue
+                    state.stop(book.nonfinite(loss_value, norm_value, len(losses)))
                     losses.append(loss_value)
                     break
                 step()                                                      # 6. optimizer.step(): update
@@ -71,18 +91,16 @@ def heartbeat(run: Run) -> History:
                     run.announce("on_batch_end", loss=loss, grad_norm=norm)
                 if state.should_stop:                                       # a signal: stop after this step
                     break
-            if run.interrupted and run.train.mid_epoch:                     # cut short: checkpoint resumes it
-                run.save_partial_epoch(losses, norms, started)
+            if state.interrupted_by and run.train.mid_epoch:                # cut short: checkpoint resumes it
+                book.save_partial(losses, norms, started)
                 break
-            record = run.epoch_record(losses, norms)
-            record.update(run.validate())                                   # model.eval() + torch.no_grad()
-            run.step_epoch_schedule(record)                                 # per-epoch schedules (plateau: val)
-            record["seconds"] = time.perf_counter() - started
-            state.record = record
-            state.history.append(record)
+            record = book.record(losses, norms)                             # + validation under no_grad
+            book.step_schedule(record)                                      # per-epoch schedules (plateau: val)
+            book.end_epoch(record, started)
             hooks("on_epoch_end", state)                                    # monitors, checkpoint, reporters
+            book.agree_to_stop()                                            #    (torchrun: all ranks stop together)
             state.epoch += 1
-        run.finish()
+        book.finish(state.interrupted_by)
         hooks("on_fit_end", state)
     except BaseException as error:
         state.exception = error

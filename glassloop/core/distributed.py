@@ -7,7 +7,11 @@ only rank 0 print, log and write checkpoints.
 
 from __future__ import annotations
 
+import ctypes
+import datetime
 import os
+import signal
+import sys
 from typing import Any
 
 import torch
@@ -33,17 +37,35 @@ def join(device: torch.device) -> bool:
     if not launched_by_torchrun() or not dist.is_available() or dist.is_initialized():
         return False
     backend = "nccl" if device.type == "cuda" else "gloo"
+    die_with_launcher()
+    timeout = collective_timeout()
     attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
     if attempt == "0":
-        dist.init_process_group(backend=backend)
+        dist.init_process_group(backend=backend, timeout=timeout)
         return True
     # After an elastic restart the launcher's store still holds the dead attempt's addresses under the same keys,
     # and gloo/NCCL would try to connect to them (pytorch/pytorch#167288): give this attempt its own key prefix.
     store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]),
                           int(os.environ["WORLD_SIZE"]), is_master=False)
     dist.init_process_group(backend=backend, store=dist.PrefixStore(f"glassloop/attempt-{attempt}", store),
-                            rank=int(os.environ["RANK"]), world_size=int(os.environ["WORLD_SIZE"]))
+                            rank=int(os.environ["RANK"]), world_size=int(os.environ["WORLD_SIZE"]),
+                            timeout=timeout)
     return True
+
+
+def collective_timeout() -> datetime.timedelta:
+    """A rank whose peer is gone fails within this time instead of blocking for gloo's default 30 minutes
+    (GLASSLOOP_DDP_TIMEOUT seconds, default 300)."""
+    return datetime.timedelta(seconds=float(os.environ.get("GLASSLOOP_DDP_TIMEOUT", "300")))
+
+
+def die_with_launcher() -> None:
+    """Linux: SIGTERM this rank when its parent (torchrun's agent) dies, so no orphaned rank blocks forever."""
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGTERM))  # 1 = PR_SET_PDEATHSIG
+        except OSError:
+            pass
 
 
 def device_for_rank(device: torch.device) -> torch.device:
@@ -71,6 +93,18 @@ def all_reduce_sums(values: list[float], device: torch.device) -> list[float]:
     tensor = torch.tensor(values, dtype=torch.float64, device=device)
     dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
     return tensor.tolist()
+
+
+def all_reduce_tensor(tensor: torch.Tensor) -> torch.Tensor:
+    dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor
+
+
+def same_on_all_ranks(value: Any) -> Any:
+    """Rank 0's value on every rank (decisions read from it, such as early stopping, then agree)."""
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
 
 
 def leave(created: bool) -> None:

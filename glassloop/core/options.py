@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 from glassloop.errors import ConfigError
@@ -15,22 +16,66 @@ MAX_CONFIGURATIONS = 10_000  # `glassloop sweep`: K models stacked in one tensor
 MAX_PARAMETERS = 200_000_000  # `glassloop sweep`: K x parameters of one model, as glassloop fit's limit
 
 
-def check_options(options: dict[str, Any]) -> None:
-    """The scalar options of `fit`, checked before anything is built."""
-    _check_number("epochs", options["epochs"], 1, integer=True)
-    _check_number("clip_grad_norm", options["clip_grad_norm"], 0, allow_none=True)
-    if options["clip_grad_norm"] == 0:
-        raise ConfigError("clip_grad_norm=0 would zero every gradient; use a positive max norm such as 1.0, "
-                          "or None for no clipping")
-    seed = options["seed"]
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63):
-        raise ConfigError(f"seed={seed!r} must be an integer from 0 to 2**63 - 1, or None")
-    if options["scheduler_step"] not in ("auto", "epoch", "batch"):
-        raise ConfigError(f"scheduler_step={options['scheduler_step']!r}; expected 'auto', 'epoch' or 'batch'")
-    if not isinstance(options["shuffle"], bool):
-        raise ConfigError(f"shuffle={options['shuffle']!r} must be True or False")
-    if options["progress"] not in ("auto", True, False, None):
-        raise ConfigError(f"progress={options['progress']!r}; expected 'auto', True or False")
+PRECISIONS = {"32": "32", "32-true": "32", "bf16": "bf16", "bf16-mixed": "bf16", "16-mixed": "16-mixed"}
+SCHEDULER_STEPS = ("auto", "epoch", "batch")
+PROGRESS = ("auto", True, False, None)
+
+
+@dataclass(frozen=True)
+class FitOptions:
+    """Every option of `fit` except the model and the data: typed, frozen, validated once when built.
+
+    The names are `fit`'s keyword arguments; `Run` builds the pieces from them and nothing changes them later.
+    """
+
+    loss: Any = "mse"
+    optimizer: Any = "adam"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    momentum: float = 0.0
+    epochs: int = 10
+    batch_size: int | None = 32
+    shuffle: bool = True
+    scheduler: Any = None
+    clip_grad_norm: float | None = None
+    callbacks: Any = ()
+    seed: int | None = None
+    device: Any = "auto"
+    metrics: Any = None
+    progress: Any = "auto"
+    verbose: bool = True
+    compute_loss: Any = None
+    scheduler_step: str = "auto"
+    threads: Any = "auto"
+    checks: bool = False
+    accumulate: int = 1
+    precision: str = "32"
+
+    def __post_init__(self) -> None:
+        _check_number("epochs", self.epochs, 1, integer=True)
+        if isinstance(self.epochs, int) and self.epochs > MAX_EPOCHS:
+            raise ConfigError(f"epochs={self.epochs} is more than {MAX_EPOCHS}; expected a number of epochs up to that")
+        _check_number("clip_grad_norm", self.clip_grad_norm, 0, allow_none=True)
+        if self.clip_grad_norm == 0:
+            raise ConfigError("clip_grad_norm=0 would zero every gradient; use a positive max norm such as 1.0, "
+                              "or None for no clipping")
+        seed = self.seed
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED):
+            raise ConfigError(f"seed={seed!r} must be an integer from 0 to 2**63 - 1, or None")
+        if self.scheduler_step not in SCHEDULER_STEPS:
+            raise ConfigError(f"scheduler_step={self.scheduler_step!r}; expected 'auto', 'epoch' or 'batch'")
+        if not isinstance(self.shuffle, bool):
+            raise ConfigError(f"shuffle={self.shuffle!r} must be True or False")
+        if self.progress not in PROGRESS:
+            raise ConfigError(f"progress={self.progress!r}; expected 'auto', True or False")
+        if isinstance(self.accumulate, bool) or not isinstance(self.accumulate, int) or self.accumulate < 1:
+            raise ConfigError(f"accumulate={self.accumulate!r} must be an integer >= 1 (micro-batches per optimizer "
+                              "step; 1 = no accumulation)")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision={self.precision!r}; expected one of {', '.join(map(repr, PRECISIONS))}")
+        if self.compute_loss is not None and not callable(self.compute_loss):
+            raise ConfigError("compute_loss must be a function fn(model, batch) -> scalar loss tensor")
+        object.__setattr__(self, "precision", PRECISIONS[self.precision])  # one spelling from here on
 
 
 def _check_number(name: str, value: Any, minimum: float, allow_none: bool = False, integer: bool = False) -> None:

@@ -54,12 +54,9 @@ class History:
         return keys
 
     def to_csv(self, path: str | Path | None = None) -> str:
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=self.columns(), lineterminator="\n")
-        writer.writeheader()
-        for record in self.records:
-            writer.writerow({k: ("" if v is None else v) for k, v in record.items()})
-        text = buffer.getvalue()
+        """The records as CSV; the `epoch` column is 1-based, as everything a person or a file sees."""
+        columns = self.columns()
+        text = csv_header(columns) + "".join(csv_row(record, columns) for record in self.records)
         if path is not None:
             _write_atomically(text, Path(path))
         return text
@@ -101,6 +98,20 @@ class History:
         from glassloop.analysis.diagnosis import diagnose
 
         return diagnose(self)
+
+
+def csv_header(columns: list[str]) -> str:
+    return csv_row({column: column for column in columns}, columns, header=True)
+
+
+def csv_row(record: dict[str, Any], columns: list[str], header: bool = False) -> str:
+    """One line of history.csv (the one CSV writer: History.to_csv and the Checkpoint's per-epoch append)."""
+    values = dict(record)
+    if not header and values.get("epoch") is not None:
+        values["epoch"] = shown_epoch(int(values["epoch"]))
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerow(["" if values.get(k) is None else values.get(k) for k in columns])
+    return buffer.getvalue()
 
 
 def _write_atomically(text: str, path: Path) -> None:
