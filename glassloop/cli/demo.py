@@ -41,6 +41,7 @@ def main(argv: list[str]) -> int:
     callbacks: list = [gl.EarlyStopping(patience=10), gl.Checkpoint(out, resume=True)]
     logger = None
     if not args.no_mlflow:
+        out.parent.mkdir(parents=True, exist_ok=True)  # the SQLite store lives beside the run directory
         logger = gl.MLflowLogger(experiment="glassloop-demo", tracking_uri=tracking_uri, run_name=out.name)
         callbacks.append(logger)
     history = gl.fit(model, train, val=val, loss="mse", optimizer="adam", lr=1e-3, epochs=args.epochs,
@@ -54,22 +55,7 @@ def main(argv: list[str]) -> int:
     high, low = gl.predict(model, torch.tensor([[12.0, 0.3, 0.9, 2.0], [2.0, 4.5, 0.5, 20.0]])).view(-1).tolist()
     print(f"\nHigh-risk scenario: predicted risk = {high:.4f}   Low-risk scenario: predicted risk = {low:.4f}")
 
-    from glassloop.tabular.data import run_baselines
-
-    baselines = run_baselines((train[0].numpy(), train[1].view(-1).numpy()), (val[0].numpy(), val[1].view(-1).numpy()),
-                              "regression", seed=42)
-    network = {"val_mse": history.best_val_loss, "val_mae": history.records[history.best_epoch]["val_mae"]}
-    print(f"\n{'model':<24} | {'val MSE':>10} | {'val MAE':>9}")
-    print("-" * 50)
-    print(f"{'MLP 4-64-64-1 (best)':<24} | {network['val_mse']:>10.6f} | {network['val_mae']:>9.5f}")
-    for result in baselines.values():
-        print(f"{result['model']:<24} | {result['val_mse']:>10.6f} | {result['val_mae']:>9.5f}")
-    best = min(baselines.values(), key=lambda result: result["val_mse"])
-    ratio = best["val_mse"] / network["val_mse"]
-    verdict = (f"the network beats the best baseline ({best['model']}): val MSE {ratio:.1f}x lower"
-               if ratio > 1 else f"the best baseline ({best['model']}) matches or beats the network "
-               f"(val MSE {1 / ratio:.1f}x lower): the added complexity does not pay here")
-    print(f"Verdict: {verdict}")
+    network, baselines, verdict = compare_with_baselines(train, val, history)
 
     summary = {"workload": "ssa", "best_epoch": history.best_epoch, "best_val_loss": history.best_val_loss,
                "stop_reason": history.stop_reason, "network": network, "baselines": baselines, "verdict": verdict,
@@ -84,3 +70,21 @@ def main(argv: list[str]) -> int:
         print(f"MLflow run:    {logger.run_id} in experiment 'glassloop-demo'")
         print(f"Browse it:     .venv/bin/mlflow ui --backend-store-uri {tracking_uri}")
     return 0
+
+
+def compare_with_baselines(train: tuple, val: tuple, history: gl.History) -> tuple[dict, dict, str]:
+    """scikit-learn baselines on the same split, the table and the verdict (glassloop.tabular.baselines)."""
+    from glassloop.tabular.baselines import compare, comparison_table, run_baselines
+
+    baselines = run_baselines((train[0].numpy(), train[1].view(-1).numpy()), (val[0].numpy(), val[1].view(-1).numpy()),
+                              "regression", seed=42)
+    network = {"val_mse": history.best_val_loss, "val_mae": history.records[history.best_epoch]["val_mae"]}
+    print()
+    print(comparison_table(network, baselines, "regression", history, label="MLP 4-64-64-1 (best)",
+                           formats={"val_mse": ".6f", "val_mae": ".5f"}))
+    judged = compare(network, baselines, "regression")
+    ratio = judged["best_baseline_value"] / network["val_mse"]
+    shown = f"val MSE {ratio:.1f}x lower" if ratio > 1 else f"baseline's val MSE {1 / ratio:.1f}x lower"
+    verdict = f"{judged['text'].removeprefix('verdict: ')} ({shown})"
+    print(f"Verdict: {verdict}")
+    return network, baselines, verdict

@@ -1,9 +1,17 @@
-"""`glassloop resume DIR`: continue an interrupted run from its latest.pt."""
+"""`glassloop resume DIR`: continue an interrupted `glassloop fit` run (from latest.pt, or from its config.json
+when it was killed before the first checkpoint)."""
 
 from __future__ import annotations
 
-from glassloop.tabular.commands import resume_main
+from glassloop.cli import ArgumentParser
 
 
 def main(argv: list[str]) -> int:
-    return resume_main(argv)
+    parser = ArgumentParser(prog="glassloop resume", allow_abbrev=False,
+                            description="Continue an interrupted 'glassloop fit' run from its latest.pt.")
+    parser.add_argument("run_dir", help="the run directory (holds config.json and latest.pt)")
+    parser.add_argument("--no-mlflow", dest="mlflow", action="store_false", help="do not log to MLflow")
+    args = parser.parse_args(argv)
+    from glassloop.tabular.runs import resume_run
+
+    return resume_run(args.run_dir, args.mlflow)
