@@ -134,3 +134,14 @@ def test_live_plot_rejects_a_bad_interval():
 
     with pytest.raises(ConfigError):
         LivePlot(every=0)
+
+
+def test_a_history_csv_is_plotted_with_its_own_one_based_epochs(tmp_path):
+    from glassloop.analysis.diagnosis import load_history
+
+    (tmp_path / "history.csv").write_text("epoch,train_loss,val_loss\n1,1.0,1.2\n2,0.5,0.7\n3,0.4,0.9\n")
+    loss_axis = plot_history(load_history(tmp_path)).axes[0]
+    plotted = [line for line in loss_axis.get_lines() if line.get_label() == "val_loss"][0]
+    assert list(plotted.get_xdata()) == [1.0, 2.0, 3.0]
+    vertical = [line.get_xdata()[0] for line in loss_axis.get_lines() if line.get_linestyle() == "--"]
+    assert vertical == [2] and "best epoch 2" in loss_axis.get_legend_handles_labels()[1]

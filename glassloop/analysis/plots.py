@@ -12,6 +12,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from glassloop.analysis.curves import epoch_text
 from glassloop.analysis.diagnosis import Curves, diagnose, read_curves
 from glassloop.errors import GlassloopError
 
@@ -21,7 +22,7 @@ LOG_SCALE_DECADES = 1.5  # a log axis once a panel's positive values span more t
 def plot_history(history_or_records: Any, path: str | Path | None = None, *, live: bool = False):
     """Draw the curves of a `History` (or a list of epoch dicts) and return the matplotlib `Figure`.
 
-    Panels: train/val loss (log scale when the values span > 1.5 decades, best epoch marked), learning rate, and
+    The x-axis is the epoch as people count it (1-based; see glassloop/analysis/curves.py). Panels: train/val loss (log scale when the values span > 1.5 decades, best epoch marked), learning rate, and
     gradient norm; a panel whose column is absent or all empty is left out. `path` writes a PNG. `live=True`
     also shows it in the running notebook, replacing the previous drawing (no-op outside IPython).
     """
@@ -85,7 +86,7 @@ def _mark_best_and_failures(ax: Any, curves: Curves, source: Any) -> None:
             markersize=12,
             color="tab:green",
             linestyle="none",
-            label=f"best epoch {diagnosis.best_epoch:g}",
+            label=f"best epoch {epoch_text(diagnosis.best_epoch)}",
         )
     for key in ("train_loss", "val_loss"):
         bad = [
