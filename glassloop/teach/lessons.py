@@ -226,8 +226,12 @@ def overfitting() -> LessonResult:
             "early_stop_reason": stopped.stop_reason, "early_stop_kept_val_loss": kept}
 
 
-def dqn_step() -> LessonResult:
-    """Lesson 004's DQN inner step (Huber, frozen target net, clipping) by hand and through gl.fit."""
+GAMMA, DQN_EPOCHS, SYNC_EVERY = 0.9, 40, 5
+
+
+def _dqn_problem() -> tuple[Any, Any, Any]:
+    """(replay_batches, networks, dqn_loss_with): a tiny offline problem of 512 stored transitions; the reward is
+    1 when the action matches the sign of state[0]."""
     import copy
 
     import torch
@@ -235,11 +239,6 @@ def dqn_step() -> LessonResult:
     from torch import nn
     from torch.utils.data import DataLoader, TensorDataset
 
-    import glassloop as gl
-
-    title("dqn-step: the outer loop changes, the inner loop does not")
-    gamma, epochs, sync_every = 0.9, 40, 5
-    # A tiny offline problem: 512 stored transitions; reward 1 when the action matches the sign of state[0].
     generator = torch.Generator().manual_seed(0)
     states = torch.rand(512, 4, generator=generator) * 2 - 1
     actions = torch.randint(0, 2, (512, 1), generator=generator)
@@ -262,17 +261,23 @@ def dqn_step() -> LessonResult:
             states, actions, rewards, next_states, dones = batch
             q_values = online_net(states).gather(1, actions)  # Q(s, a) of the actions taken
             with torch.no_grad():  # the target network gives fixed targets
-                td_targets = rewards + gamma * target_net(next_states).max(1).values * (1 - dones)
+                td_targets = rewards + GAMMA * target_net(next_states).max(1).values * (1 - dones)
             return F.huber_loss(q_values.squeeze(1), td_targets, delta=1.0)
 
         return dqn_loss
 
-    # 1. by hand: lesson 004's inner step inside a hand-written outer loop
+    return replay_batches, networks, dqn_loss_with
+
+
+def _dqn_by_hand(replay_batches: Any, networks: Any, dqn_loss_with: Any) -> tuple[list[float], list[Any]]:
+    """Lesson 004's inner step inside a hand-written outer loop: (epoch losses, final weights)."""
+    import torch
+
     online, target = networks()
     optimizer = torch.optim.Adam(online.parameters(), lr=1e-3)
     dqn_loss = dqn_loss_with(target)
     hand_losses, batches = [], replay_batches()
-    for epoch in range(epochs):
+    for epoch in range(DQN_EPOCHS):
         losses = []
         for batch in batches:  # a new shuffle every epoch, from one seeded generator
             optimizer.zero_grad()
@@ -282,28 +287,39 @@ def dqn_step() -> LessonResult:
             optimizer.step()
             losses.append(loss.item())
         hand_losses.append(sum(losses) / len(losses))
-        if (epoch + 1) % sync_every == 0:
+        if (epoch + 1) % SYNC_EVERY == 0:
             target.load_state_dict(online.state_dict())  # outer loop: refresh the frozen copy
-    hand_weights = [p.detach().clone() for p in online.parameters()]
+    return hand_losses, [p.detach().clone() for p in online.parameters()]
 
-    # 2. the same inner step handed to gl.fit; the outer loop (epochs, batches, sync, records) is glassloop's
+
+def dqn_step() -> LessonResult:
+    """Lesson 004's DQN inner step (Huber, frozen target net, clipping) by hand and through gl.fit."""
+    import torch
+
+    import glassloop as gl
+
+    title("dqn-step: the outer loop changes, the inner loop does not")
+    replay_batches, networks, dqn_loss_with = _dqn_problem()
+    hand_losses, hand_weights = _dqn_by_hand(replay_batches, networks, dqn_loss_with)
+
+    # The same inner step handed to gl.fit; the outer loop (epochs, batches, sync, records) is glassloop's.
     online, target = networks()
 
     class SyncTarget:  # the only outer-loop piece that is DQN's own: a callback
         def on_epoch_end(self, state) -> None:
-            if (state.epoch + 1) % sync_every == 0:
+            if (state.epoch + 1) % SYNC_EVERY == 0:
                 target.load_state_dict(online.state_dict())
 
     history = gl.fit(online, replay_batches(), optimizer=torch.optim.Adam(online.parameters(), lr=1e-3),
-                     compute_loss=dqn_loss_with(target), clip_grad_norm=10.0, epochs=epochs, batch_size=None,
+                     compute_loss=dqn_loss_with(target), clip_grad_norm=10.0, epochs=DQN_EPOCHS, batch_size=None,
                      callbacks=[SyncTarget()], verbose=False, progress=False)
     difference = max((a - b).abs().max().item() for a, b in zip(hand_weights, online.parameters(), strict=True))
     fit_losses = history["train_loss"]
     print(f"  {'epoch':>5} {'hand loop':>10} {'gl.fit':>10} {'grad_norm':>10}")
-    for epoch in [*range(0, epochs, 5), epochs - 1]:
+    for epoch in [*range(0, DQN_EPOCHS, 5), DQN_EPOCHS - 1]:
         print(f"  {epoch + 1:>5} {hand_losses[epoch]:>10.5f} {fit_losses[epoch]:>10.5f} "
               f"{history.records[epoch]['grad_norm']:>10.4f}")
-    print(f"  largest weight difference after {epochs} epochs: {difference:.1e}")
+    print(f"  largest weight difference after {DQN_EPOCHS} epochs: {difference:.1e}")
     watch("the same Huber loss, the same clipping, the same numbers: fit only took over the outer loop")
     watch("the loss does not go to 0: the targets move every time the frozen network is refreshed")
     probe = torch.rand(1000, 4, generator=torch.Generator().manual_seed(1)) * 2 - 1
