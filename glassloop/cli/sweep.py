@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 import torch
 from torch import nn
 
+from glassloop.core.building import SCHEDULERS
 from glassloop.core.options import MAX_BATCH_SIZE, MAX_CONFIGURATIONS, MAX_EPOCHS, MAX_PARAMETERS
 from glassloop.core.workloads import mlp, mlp_parameters, ssa
 from glassloop.errors import ConfigError
@@ -34,19 +35,16 @@ def workload(name: str) -> tuple[Any, Any, Callable[[], nn.Module], dict[str, An
     raise ConfigError(f"unknown workload {name!r}; expected ssa or linreg")
 
 
-def table_data(path: str, target: str | None, hidden: list[int]) -> tuple[Any, Any, Callable[[], nn.Module], str]:
-    """A CSV/Parquet table through glassloop.tabular.data: validated, split, scaled on the training rows only."""
-    if target is None:
-        raise ConfigError(f"{path} given without --target COL; name the column to predict")
-    from glassloop.tabular.data import prepare, read_table, to_tensors
+def table_data(args: Any, hidden: list[int]) -> tuple[Any, Any, Callable[[], nn.Module], str, list[int]]:
+    """DATA and the data flags exactly as `glassloop fit` reads them (glassloop/cli/fit.py's table_from_flags):
+    validated, split, scaled on the training rows only. Returns train, val, build_model, loss, layer sizes."""
+    if args.target is None:
+        raise ConfigError(f"{args.data} given without --target COL; name the column to predict")
+    from glassloop.cli.fit import table_from_flags
 
-    prepared = prepare(read_table(path), target)
-    transform = prepared.transform
-    train = to_tensors(prepared.train_x, prepared.train_y, transform)
-    val = to_tensors(prepared.val_x, prepared.val_y, transform)
-    sizes = [transform.n_inputs, *hidden, transform.n_outputs]
-    loss = "cross_entropy" if transform.task == "classification" else "mse"
-    return train, val, lambda: mlp(sizes), loss
+    table = table_from_flags(args.data, args)
+    sizes = [table.transform.n_inputs, *hidden, table.transform.n_outputs]
+    return table.train, table.val, lambda: mlp(sizes), table.loss, sizes
 
 
 def number_list(text: str, name: str, kind: type = float, unique: bool = True) -> list[Any]:
@@ -137,38 +135,38 @@ def check_mlflow_target(value: Any) -> None:
             from None
 
 
-def main(argv: list[str]) -> int:
-    """`glassloop sweep`: e.g. `glassloop sweep --workload ssa --seeds 16 --lr 1e-3,3e-3 --epochs 30`.
-
-    Every option, the output file and the MLflow store are checked before training, so bad input costs no
-    training time (exit 2, one line); the table is written atomically.
-    """
+def sweep_parser() -> Any:
     from glassloop.cli import ArgumentParser
+    from glassloop.cli.fit import add_data_flags
 
     parser = ArgumentParser(prog="glassloop sweep", description="Train many configurations at once.")
-    parser.add_argument("data", nargs="?", help="CSV/Parquet table (with --target); default: --workload")
-    parser.add_argument("--target", help="column to predict (with DATA)")
-    parser.add_argument("--workload", default=None, help="built-in data and model: ssa (default) or linreg")
-    parser.add_argument("--hidden", default="64,64", help="hidden sizes for DATA's MLP (default 64,64)")
-    parser.add_argument("--seeds", default="4", help="a count N (seeds 0..N-1) or a list 3,7,11 (default 4)")
-    parser.add_argument("--lr", default="1e-3", help="learning rates, comma-separated (default 1e-3)")
-    parser.add_argument("--weight-decay", default=None, help="weight decays, comma-separated (default 0)")
-    parser.add_argument("--momentum", default=None, help="SGD momenta, comma-separated (default 0)")
-    parser.add_argument("--clip-grad-norm", default=None, help="max gradient norms, comma-separated")
-    parser.add_argument("--optimizer", default="adam", help="sgd, adam (default) or adamw")
-    parser.add_argument("--loss", default=None, help="loss name (default mse; cross_entropy for class targets)")
-    parser.add_argument("--epochs", type=int, default=None)
-    parser.add_argument("--batch-size", type=int, default=None)
-    parser.add_argument("--patience", type=int, default=None, help="early-stopping patience per configuration")
-    parser.add_argument("--method", default="auto", help="auto, bmm or vmap")
-    parser.add_argument("--out", help="write the table (one row per configuration) to this CSV file")
-    parser.add_argument("--mlflow", nargs="?", const=True, default=None,
-                        help="log a parent run and one child per configuration (optional tracking URI)")
-    parser.add_argument("--quiet", action="store_true", help="only the summary, no per-epoch lines")
-    args = parser.parse_args(argv)
+    add = parser.add_argument
+    add("data", nargs="?", help="CSV/Parquet table (with --target); default: --workload")
+    add_data_flags(parser)  # --target, --features, --split, --time-column, ... exactly as `glassloop fit`
+    add("--workload", default=None, help="built-in data and model: ssa (default) or linreg")
+    add("--hidden", default="64,64", help="hidden sizes for DATA's MLP (default 64,64)")
+    add("--seeds", default="4", help="a count N (seeds 0..N-1) or a list 3,7,11 (default 4)")
+    add("--lr", default="1e-3", help="learning rates, comma-separated (default 1e-3)")
+    add("--weight-decay", default=None, help="weight decays, comma-separated (default 0)")
+    add("--momentum", default=None, help="SGD momenta, comma-separated (default 0)")
+    add("--clip-grad-norm", default=None, help="max gradient norms, comma-separated")
+    add("--optimizer", default="adam", help="sgd, adam (default) or adamw")
+    add("--loss", default=None, help="loss name (default mse; cross_entropy for class targets)")
+    add("--scheduler", choices=list(SCHEDULERS), help="an LR schedule per configuration, as glassloop fit's")
+    add("--epochs", type=int, default=None)
+    add("--batch-size", type=int, default=None)
+    add("--patience", type=int, default=None, help="early-stopping patience per configuration")
+    add("--method", default="auto", help="auto, bmm or vmap")
+    add("--out", help="write the table (one row per configuration) to this CSV file")
+    add("--run-dir", help="keep latest.pt (every epoch) and sweep.csv here; with --resume, continue it")
+    add("--resume", action="store_true", help="continue the sweep saved in --run-dir, bitwise")
+    add("--mlflow", nargs="?", const=True, default=None,
+        help="log a parent run and one child per configuration (optional tracking URI)")
+    add("--quiet", action="store_true", help="only the summary, no per-epoch lines")
+    return parser
 
-    if args.data is not None and args.workload is not None:
-        raise ConfigError("give either DATA --target COL or --workload NAME, not both")
+
+def grid_from_flags(args: Any) -> dict[str, Any]:
     bounded_int(args.epochs, "epochs", 1, MAX_EPOCHS)
     bounded_int(args.batch_size, "batch-size", 1, MAX_BATCH_SIZE)
     bounded_int(args.patience, "patience", 1, MAX_EPOCHS)
@@ -183,54 +181,87 @@ def main(argv: list[str]) -> int:
     if count > MAX_CONFIGURATIONS:
         raise ConfigError(f"the grid holds {count} configurations; expected at most {MAX_CONFIGURATIONS}; sweep fewer "
                           "values (or split it into several sweeps)")
-    out = None
-    if args.out is not None:
-        from glassloop.tabular.commands import check_output_file
+    if args.resume and args.run_dir is None:
+        raise ConfigError("--resume needs --run-dir DIR (the directory holding the sweep's latest.pt)")
+    return grid
 
-        out = check_output_file(args.out, "--out")
-        data = Path(args.data) if args.data is not None else None
-        if data is not None and data.exists() and out.exists() and os.path.samefile(data, out):
-            raise ConfigError(f"--out {args.out!r} is the DATA table itself; writing the sweep table there would "
-                              "destroy it; expected a new CSV path; choose another --out")
-    if args.mlflow is not None:
-        check_mlflow_target(args.mlflow)
+
+def output_file(args: Any) -> Path | None:
+    if args.out is None:
+        return None
+    from glassloop.tabular.rundir import check_output_file
+
+    out = check_output_file(args.out, "--out")
+    data = Path(args.data) if args.data is not None else None
+    if data is not None and data.exists() and out.exists() and os.path.samefile(data, out):
+        raise ConfigError(f"--out {args.out!r} is the DATA table itself; writing the sweep table there would "
+                          "destroy it; expected a new CSV path; choose another --out")
+    return out
+
+
+def data_from_flags(args: Any, count: int) -> tuple[Any, Any, Callable[[], nn.Module], str, dict[str, Any]]:
+    """train, val, build_model, loss and default batch size/epochs; the model's size checked before it is built."""
+    from glassloop.cli.fit import DATA_FLAGS
+
     if args.data is not None:
         hidden = parse_hidden(args.hidden)
-        train, val, build, loss = table_data(args.data, args.target, hidden)
-        sizes = [train[0].shape[1], *hidden, 1 if loss == "mse" else int(train[1].max()) + 1]
+        train, val, build, loss, sizes = table_data(args, hidden)
         defaults: dict[str, Any] = {"batch_size": 32, "epochs": 30}
+        parameters = mlp_parameters(sizes)
     else:
-        if args.target is not None:
-            raise ConfigError("--target needs a DATA file; e.g. glassloop sweep data.csv --target price")
+        given = [f"--{flag.replace('_', '-')}" for flag in ("target", *DATA_FLAGS) if getattr(args, flag) is not None]
+        if given:
+            raise ConfigError(f"{given[0]} needs a DATA file; e.g. glassloop sweep data.csv --target price")
         train, val, build, defaults = workload(args.workload or "ssa")
-        loss = "mse"
-    parameters = mlp_parameters(sizes) if args.data is not None else sum(p.numel() for p in build().parameters())
+        loss, parameters = "mse", sum(p.numel() for p in build().parameters())
     if parameters * count > MAX_PARAMETERS:
         raise ConfigError(f"{count} configurations of a {parameters:,}-parameter model need {parameters * count:,} "
                           f"parameters at once; expected at most {MAX_PARAMETERS:,}; sweep fewer configurations or "
                           "use smaller --hidden layers")
+    return train, val, build, args.loss or loss, defaults
+
+
+def main(argv: list[str]) -> int:
+    """`glassloop sweep`: e.g. `glassloop sweep --workload ssa --seeds 16 --lr 1e-3,3e-3 --epochs 30`.
+
+    Every option, the output file and the MLflow store are checked before training, so bad input costs no
+    training time (exit 2, one line); the table is written atomically.
+    """
+    args = sweep_parser().parse_args(argv)
+    if args.data is not None and args.workload is not None:
+        raise ConfigError("give either DATA --target COL or --workload NAME, not both")
+    grid = grid_from_flags(args)
+    out = output_file(args)
+    if args.mlflow is not None:
+        check_mlflow_target(args.mlflow)
+    train, val, build, loss, defaults = data_from_flags(args, math.prod(len(v) for v in grid.values()))
     epochs = args.epochs if args.epochs is not None else defaults["epochs"]
-    result = sweep(build, train, val, grid, loss=args.loss or loss, optimizer=args.optimizer, epochs=epochs,
-                   batch_size=args.batch_size if args.batch_size is not None else defaults["batch_size"],
-                   patience=args.patience, method=args.method, mlflow=None, verbose=not args.quiet)
+    batch_size = args.batch_size if args.batch_size is not None else defaults["batch_size"]
+    result = sweep(build, train, val, grid, loss=loss, optimizer=args.optimizer, epochs=epochs,
+                   batch_size=batch_size, patience=args.patience, scheduler=args.scheduler, method=args.method,
+                   mlflow=None, verbose=not args.quiet, run_dir=args.run_dir, resume=args.resume)
     if args.quiet:
         print(result.report())
     if out is not None:  # before MLflow: a tracking failure must not lose the table
-        from glassloop.tabular.commands import write_output_file
+        from glassloop.tabular.rundir import write_output_file
 
         write_output_file(result.to_csv().encode("utf-8"), out, "--out")
         print(f"table: {args.out}")
     if args.mlflow is not None:
-        try:
-            result.mlflow_run_id = log_to_mlflow(result, args.mlflow, {
-                "loss": args.loss or loss, "optimizer": args.optimizer, "epochs": epochs,
-                "batch_size": args.batch_size if args.batch_size is not None else defaults["batch_size"],
-                "shuffle": True, "patience": args.patience, "method": result.method, "configurations": len(result)})
-        except ConfigError:
-            raise
-        except Exception as error:  # MLflow raises many types; the sweep itself is done (and its table written)
-            raise ConfigError(f"the sweep trained{' and its table is in ' + repr(args.out) if out else ''}, but "
-                              f"logging to MLflow failed ({type(error).__name__}: {' '.join(str(error).split())[:160]}); "
-                              "expected a reachable tracking store; fix --mlflow") from None
-        print(f"mlflow parent run: {result.mlflow_run_id}")
+        log_cli_sweep(result, args, {"loss": loss, "optimizer": args.optimizer, "epochs": epochs,
+                                     "batch_size": batch_size, "shuffle": True, "patience": args.patience,
+                                     "scheduler": args.scheduler, "method": result.method,
+                                     "configurations": len(result)}, out)
     return 0
+
+
+def log_cli_sweep(result: Any, args: Any, options: dict[str, Any], out: Path | None) -> None:
+    try:
+        result.mlflow_run_id = log_to_mlflow(result, args.mlflow, options)
+    except ConfigError:
+        raise
+    except Exception as error:  # MLflow raises many types; the sweep itself is done (and its table written)
+        raise ConfigError(f"the sweep trained{' and its table is in ' + repr(args.out) if out else ''}, but "
+                          f"logging to MLflow failed ({type(error).__name__}: {' '.join(str(error).split())[:160]}); "
+                          "expected a reachable tracking store; fix --mlflow") from None
+    print(f"mlflow parent run: {result.mlflow_run_id}")
