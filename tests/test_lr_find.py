@@ -200,3 +200,21 @@ def test_cli_bad_input_is_one_line_exit_2(ssa_csv, capsys, monkeypatch, flags, m
 def test_cli_main_raises_config_error_for_python_callers(ssa_csv):
     with pytest.raises(ConfigError, match="wrong order"):
         lr_find_main([str(ssa_csv), "--target", "risk", "--start", "10", "--end", "1"])
+
+
+def test_a_dataloader_and_compute_loss_work_and_cycle_epochs():
+    from torch.utils.data import DataLoader, TensorDataset
+
+    inputs, targets = linreg(40)
+    loader = DataLoader(TensorDataset(inputs, targets), batch_size=16)  # 3 batches an epoch, 25 steps asked
+    seen = []
+
+    def compute_loss(model, batch):
+        seen.append(len(batch[0]))
+        return nn.functional.mse_loss(model(batch[0]), batch[1])
+
+    torch.manual_seed(0)
+    result = find_lr(nn.Linear(1, 1), loader, optimizer="sgd", start=1e-4, end=1e-2, steps=25,
+                     compute_loss=compute_loss)  # fmt: skip
+    assert len(result.losses) == 25 and seen[:6] == [16, 16, 8, 16, 16, 8]
+    assert result.suggestion is not None
