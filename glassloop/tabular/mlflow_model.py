@@ -43,7 +43,7 @@ class TableModel(mlflow.pyfunc.PythonModel):
         self.network.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
         self.network.eval()
 
-    def predict(self, context: Any, model_input: Any, params: dict[str, Any] | None = None) -> Any:
+    def predict(self, context, model_input, params=None):  # noqa: ANN001, ANN201  (MLflow reads type hints as a schema)
         import numpy as np
         import pandas as pd
         import torch

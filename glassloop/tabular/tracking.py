@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -141,6 +142,7 @@ def log_table_model(client: Any, run_id: str, out: Path, record: records.RunReco
 
     from glassloop.tabular.mlflow_model import TableModel
 
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no progress bars on stderr
     transform = records.transform_of(record)
     example = input_example(source, transform)
     status = client.get_run(run_id).info.status
