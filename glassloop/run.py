@@ -7,6 +7,7 @@ callbacks, precision, accumulation, state); `EpochBook` (glassloop/epochs.py) ke
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from torch import nn
@@ -14,7 +15,13 @@ from torch import nn
 from glassloop.core import distributed
 from glassloop.core.accumulation import Accumulation
 from glassloop.core.batches import TensorBatcher, make_source
-from glassloop.core.building import make_loss, make_optimizer, make_scheduler, steps_per_batch
+from glassloop.core.building import (
+    ambiguous_schedule_note,
+    make_loss,
+    make_optimizer,
+    make_scheduler,
+    steps_per_batch,
+)
 from glassloop.core.devices import resolve_device, seed_everything
 from glassloop.core.events import EVENTS, CallbackList
 from glassloop.core.guards import (
@@ -103,6 +110,9 @@ class Run:
         self.per_batch_schedule = self.scheduler is not None and (
             o.scheduler_step == "batch" or (o.scheduler_step == "auto" and steps_per_batch(self.scheduler, o.scheduler)))
         self.clip_grad_norm = o.clip_grad_norm
+        note = ambiguous_schedule_note(self.scheduler) if o.scheduler_step == "auto" else None
+        if note and o.verbose and distributed.is_main_process():
+            print(note, file=sys.stderr)
 
     def build_callbacks(self) -> list[Any]:
         from glassloop.callbacks.console import Console
@@ -115,6 +125,8 @@ class Run:
                                   "pass objects like gl.EarlyStopping(...) or your own class with on_epoch_end etc.")
         if self.options.verbose and not any(isinstance(c, Console) for c in callbacks):
             callbacks.append(Console(progress=self.options.progress))
+        if self.precision.scaler is not None:  # its state_dict (the fp16 scale) travels in latest.pt
+            callbacks.append(self.precision)
         return distributed.main_process_only(callbacks)
 
     def history_monitor(self) -> tuple[str, str]:

@@ -9,8 +9,12 @@ without torch.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import io
+import os
 import sys
+from typing import TextIO
 
 from glassloop.errors import ConfigError, GlassloopError, one_line
 
@@ -41,8 +45,56 @@ def usage() -> str:
     return "\n".join(lines)
 
 
+class ClosedPipeSafe(io.TextIOBase):
+    """stdout that survives a reader closing early (`glassloop diagnose DIR | head -1`): once the pipe is
+    closed, further output is dropped instead of raising BrokenPipeError, and the command finishes normally."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream: TextIO | None = stream
+
+    def write(self, text: str) -> int:
+        if self.stream is not None:
+            try:
+                self.stream.write(text)
+            except BrokenPipeError:
+                self.close_pipe()
+        return len(text)
+
+    def flush(self) -> None:
+        if self.stream is not None:
+            try:
+                self.stream.flush()
+            except BrokenPipeError:
+                self.close_pipe()
+
+    def close_pipe(self) -> None:
+        # Point the file descriptor at /dev/null too, so the interpreter's own flush at exit is quiet.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        with contextlib.suppress(OSError):
+            os.dup2(devnull, self.stream.fileno())
+        os.close(devnull)
+        self.stream = None
+
+    def isatty(self) -> bool:
+        return self.stream is not None and self.stream.isatty()
+
+    def fileno(self) -> int:
+        if self.stream is None:
+            raise OSError("stdout was closed by its reader")
+        return self.stream.fileno()
+
+
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    if not isinstance(sys.stdout, ClosedPipeSafe) and sys.stdout is not None and sys.stdout is sys.__stdout__:
+        sys.stdout = ClosedPipeSafe(sys.stdout)
+    try:
+        return dispatch(list(sys.argv[1:] if argv is None else argv))
+    finally:
+        if isinstance(sys.stdout, ClosedPipeSafe):
+            sys.stdout.flush()
+
+
+def dispatch(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(usage())
         return 0

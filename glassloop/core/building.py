@@ -103,9 +103,26 @@ def make_scheduler(scheduler: Any, optimizer: torch.optim.Optimizer, epochs: int
                       "or a torch LR scheduler instance")
 
 
+# Schedulers whose step unit cannot be told from their class: a LambdaLR may count epochs or steps. The rule
+# (docs/loop.md#schedules): they step after every optimizer step, as lesson 004 writes its warmup ("call
+# scheduler.step() after each optimizer step, not each epoch"), and fit says so once; scheduler_step='epoch'
+# makes them count epochs instead.
+AMBIGUOUS = (torch.optim.lr_scheduler.LambdaLR, torch.optim.lr_scheduler.MultiplicativeLR,
+             torch.optim.lr_scheduler.LinearLR, torch.optim.lr_scheduler.SequentialLR,
+             torch.optim.lr_scheduler.ChainedScheduler)
+
+
 def steps_per_batch(scheduler: Any, name: Any) -> bool:
     """True when the scheduler advances after every optimizer step rather than every epoch."""
-    return isinstance(scheduler, PER_BATCH) or name in ("onecycle", "warmup_cosine")
+    return isinstance(scheduler, PER_BATCH + AMBIGUOUS) or name in ("onecycle", "warmup_cosine")
+
+
+def ambiguous_schedule_note(scheduler: Any) -> str | None:
+    """The one line fit prints when it applied the per-step rule to a scheduler it could not classify."""
+    if not isinstance(scheduler, AMBIGUOUS):
+        return None
+    return (f"glassloop: note: {type(scheduler).__name__} is stepped after every optimizer step (as lesson 004's "
+            "warmup); pass scheduler_step='epoch' if it counts epochs")
 
 
 def is_plateau(scheduler: Any) -> bool:

@@ -20,6 +20,10 @@ DTYPES = {"bf16": torch.bfloat16, "16-mixed": torch.float16}
 
 
 class Precision:
+    """Attached as a producers-band callback when it has a scaler, so the Checkpoint saves its state."""
+
+    band = "producers"
+
     def __init__(self, precision: str, device: torch.device) -> None:
         self.name = precision
         self.scaler: Any = None
