@@ -105,6 +105,9 @@ CASES = {
                                         ["key 2", "model(**inputs)"]),
     "batches that are not pairs": (sequential, dict(train=[{"x": x, "y": y}]), InputError,
                                    ["a dict {'x'", "(inputs, targets) pair", "compute_loss"]),
+    "validation inputs structured unlike training": (TwoInputs, dict(train=({"a": x, "b": x[:, :2]}, y),
+                                                                     val=({"a": x, "c": x[:, :2]}, y)),
+                                                     ConfigError, ["(inputs['a'], inputs['c'])", "same structure"]),
 }
 
 
