@@ -115,13 +115,13 @@ def predict_tensor(model: nn.Module, inputs: Any, batch_size: int | None, device
     node, leaves, paths = flatten(inputs, "inputs", as_tensor) if is_structure(inputs) else \
         (None, [as_tensor(inputs, "inputs")], ["inputs"])
     rows = check_leaves(leaves, paths, "predict")
+    size = batch_size or max(rows, 1)
     if node is None:
-        check_first_layer(model, leaves[0], "inputs")
+        check_first_layer(model, leaves[0], "inputs", min(size, rows))
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            size = batch_size or max(rows, 1)
             chunks = zip(*(leaf.split(size) for leaf in leaves))
             outputs = []
             for index, chunk in enumerate(chunks):

@@ -243,7 +243,7 @@ def check_pairs(source: Any, model: nn.Module, loss_guard: ShapeGuard | None = N
                              "expected real features: split them with torch.view_as_real(inputs).flatten(1), or "
                              "use inputs.abs()")
     if source.layout is None:
-        check_first_layer(model, source.tensors[0], f"{name} inputs")
+        check_first_layer(model, source.tensors[0], f"{name} inputs", min(source.batch_size, source.n))
     if loss_guard is not None:
         loss_guard.all_targets = source.tensors[-1]
 
@@ -256,8 +256,11 @@ def visible_first_layer(model: nn.Module) -> nn.Module | None:
     return layer
 
 
-def check_first_layer(model: nn.Module, inputs: torch.Tensor, what: str) -> None:
-    """Plain inputs against the first nn.Linear / nn.Embedding when the model shows it (nn.Sequential)."""
+def check_first_layer(model: nn.Module, inputs: torch.Tensor, what: str, batch_rows: int | None = None) -> None:
+    """Plain inputs against the first nn.Linear / nn.Embedding when the model shows it (nn.Sequential).
+
+    `batch_rows`: rows per forward; 1-d inputs one row at a time are single examples, which nn.Linear takes.
+    """
     layer = visible_first_layer(model)
     if isinstance(layer, nn.Embedding) and inputs.dtype.is_floating_point:
         raise InputError(f"{what} are {inputs.dtype} but the model's first layer {layer} takes integer ids; "
@@ -269,6 +272,8 @@ def check_first_layer(model: nn.Module, inputs: torch.Tensor, what: str) -> None
                          f"{layer.weight.dtype}; expected float features: use inputs.float() (class labels or "
                          "token ids go into an nn.Embedding first)")
     expected, out = layer.in_features, layer.out_features
+    if inputs.dim() == 1 and batch_rows == 1:
+        return
     if inputs.dim() == 1:
         fix = "inputs.unsqueeze(1)" if expected == 1 else f"one row of {expected} features per example"
         raise InputError(f"{what} are 1-d (shape {tuple(inputs.shape)}), so {layer} would read a whole batch as "
