@@ -26,6 +26,8 @@ _PUBLIC = {
     "EarlyStopping": ("glassloop.callbacks.early_stopping", "EarlyStopping"),
     "MLflowLogger": ("glassloop.callbacks.mlflow", "MLflowLogger"),
     "sweep": ("glassloop.sweeps", "sweep"),
+    "find_lr": ("glassloop.lr_find", "find_lr"),
+    "LRFindResult": ("glassloop.lr_find", "LRFindResult"),
     "diagnose": ("glassloop.analysis.diagnosis", "diagnose"),
     "plots": ("glassloop.analysis.plots", None),
     "doctor": ("glassloop.doctor", None),

@@ -36,6 +36,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "lesson": ("glassloop.cli.lesson", "main", "run the lessons' examples"),
     "sweep": ("glassloop.cli.sweep", "main", "many configurations trained at once"),
     "show-loop": ("glassloop.cli.show_loop", "main", "print the loop glassloop runs"),
+    "lr-find": ("glassloop.cli.lr_find", "main", "the learning-rate range test: a suggested LR"),
 }
 
 

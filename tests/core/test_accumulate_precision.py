@@ -155,3 +155,42 @@ def test_lesson_004_warmup_lambda_is_stepped_per_optimizer_step(capsys):
     gl.fit(model, (x, y), optimizer=optimizer, scheduler=scheduler, scheduler_step="epoch", epochs=2,
            batch_size=16, verbose=False)
     assert optimizer.param_groups[0]["lr"] == pytest.approx(0.1 * 2 / 100)
+
+
+class Terminal:
+    """A stream that says it is a terminal (progress bars appear only on one)."""
+
+    def __init__(self):
+        self.parts = []
+
+    def write(self, text):
+        self.parts.append(text)
+        return len(text)
+
+    def flush(self):
+        pass
+
+    def isatty(self):
+        return True
+
+    @property
+    def text(self):
+        return "".join(self.parts)
+
+
+def test_many_short_epochs_show_one_bar_for_the_whole_fit_and_nothing_off_a_terminal():
+    x, y = data(64)
+    terminal = Terminal()
+    gl.fit(net(), (x, y), epochs=25, batch_size=32, verbose=False, callbacks=[gl.Console(stream=terminal)])
+    assert "25/25" in terminal.text and "epoch" in terminal.text  # one bar counting epochs, run to the end
+    piped = Terminal()
+    piped.isatty = lambda: False
+    gl.fit(net(), (x, y), epochs=25, batch_size=32, verbose=False, callbacks=[gl.Console(stream=piped)])
+    assert "25/25" not in piped.text and "it/s" not in piped.text
+
+
+def test_a_blow_up_prints_readable_numbers():
+    from glassloop.callbacks.console import _fmt, readable
+
+    assert _fmt(293109241876068629957149464975114240.0, 12) == "   2.931e+35"
+    assert readable(0.25) == "0.250000" and readable(3e35) == "3.000e+35"
