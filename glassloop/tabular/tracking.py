@@ -118,18 +118,13 @@ def log_run(out: Path, record: records.RunRecord, logger: Any, network: dict[str
 
 
 def input_example(source: Any, transform: Any) -> Any:
-    """A few raw training-table rows of the feature columns (numbers as float64, so integer columns may carry NaN)."""
+    """A few raw training-table rows of the feature columns, in the table's own types (the signature then takes
+    what `glassloop predict` reads from the same file); text levels as str."""
     from glassloop.tabular.reading import read_table
 
-    frame = read_table(source.path, columns=transform.features)
-    if source.path.suffix.lower() in (".parquet", ".pq"):
-        frame = frame.head(EXAMPLE_ROWS)
-    example = frame[transform.features].head(EXAMPLE_ROWS).copy()
-    for column in transform.features:
-        if column not in transform.categories:
-            example[column] = example[column].astype("float64")
-        else:
-            example[column] = example[column].astype(str)
+    example = read_table(source.path, columns=transform.features)[transform.features].head(EXAMPLE_ROWS).copy()
+    for column in transform.categories:
+        example[column] = example[column].astype(str)
     return example
 
 
