@@ -63,7 +63,7 @@ def finite_weights(weights: dict[str, Any]) -> bool:
 def setting_difference(fresh: Any, saved: Any, where: str = "") -> str | None:
     """The first fixed setting of a scheduler state that differs between this fit and the saved run."""
     if isinstance(fresh, dict) and isinstance(saved, dict):
-        for key in sorted(set(fresh) | set(saved), key=str):
+        for key in sorted(set(fresh) | set(saved), key=lambda k: (str(k).startswith("_"), str(k))):  # public first
             if key not in MOVING_SCHEDULER_KEYS:
                 found = setting_difference(fresh.get(key), saved.get(key), f"{where}{key}")
                 if found:
