@@ -60,7 +60,7 @@ def check_finite(values: np.ndarray, columns: list[str], source: str, stage: str
 
 def overflow_error(names: list[str], source: str, row: int, stage: str) -> DataError:
     """`row`: 0-based position in `source`."""
-    return DataError(f"column{'s' if len(names) > 1 else ''} {names_shown(names, 5)} in {source} "
+    return DataError(f"column{'s' if len(names) > 1 else ''} {names_shown([repr(n) for n in names], 5)} in {source} "
                      f"overflow{'' if len(names) > 1 else 's'} {stage} (row {row + 1} becomes infinite); expected "
                      f"values whose standardised size fits float32 (|x| < {FLOAT32_MAX:.2g}); rescale the column "
                      "(other units) or leave it out")
@@ -147,9 +147,9 @@ class Scaler:
         overflow = ~(np.isfinite(mean) & np.isfinite(std))
         if overflow.any():  # values near 1e308: their mean or spread is not a float64
             names = [columns[i] for i in np.flatnonzero(overflow)] if columns else ["(unnamed)"]
-            raise DataError(f"column{'s' if len(names) > 1 else ''} {names_shown(names, 5)} of the training rows "
-                            f"cannot be standardised (the mean or spread overflows float64); expected values well "
-                            "below 1e300; rescale the column (other units) or leave it out")
+            raise DataError(f"column{'s' if len(names) > 1 else ''} {names_shown([repr(n) for n in names], 5)} of the "
+                            "training rows cannot be standardised (the mean or spread overflows float64); expected "
+                            "values well below 1e300; rescale the column (other units) or leave it out")
         # A column that is constant on the training rows carries nothing to learn from; dividing by 1 keeps it
         # finite (0 on train) instead of producing NaN/Inf.
         std = np.where(std > 1e-12, std, 1.0)
