@@ -60,7 +60,33 @@ def lesson_loop_1thread(model, train, val, epochs, batch_size):
         torch.set_num_threads(previous)
 
 
-CONTENDERS = {"lesson": lesson_loop, "lesson-1t": lesson_loop_1thread, "glassloop": glassloop_fit}
+def lean_loop(model, train, val, epochs, batch_size):
+    """The lean hand loop a practitioner writes for speed: fused Adam, a seeded permutation and `split` views
+    instead of a DataLoader, gradients set to None, one thread for small models (as gl.fit's policy)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1 if batch_size * sum(p.numel() for p in model.parameters()) < 4_000_000 else previous)
+    try:
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
+        generator = torch.Generator().manual_seed(0)
+        x, y = train
+        for _ in range(epochs):
+            model.train()
+            order = torch.randperm(len(x), generator=generator)
+            for x_batch, y_batch in zip(x[order].split(batch_size), y[order].split(batch_size)):
+                optimizer.zero_grad(set_to_none=True)
+                loss = F.mse_loss(model(x_batch), y_batch)
+                loss.backward()
+                optimizer.step()
+                loss.item()
+            model.eval()
+            with torch.no_grad():
+                F.mse_loss(model(val[0]), val[1]).item()
+    finally:
+        torch.set_num_threads(previous)
+
+
+CONTENDERS = {"lesson": lesson_loop, "lesson-1t": lesson_loop_1thread, "lean": lean_loop,
+              "glassloop": glassloop_fit}
 
 
 def run_once(name, spec, train, val, epochs):
@@ -103,6 +129,8 @@ def main() -> None:
             print(f"{name:>10} | {statistics.median(speeds):>16,.0f} | {min(speeds):>9,.0f} | {max(speeds):>9,.0f} | "
                   f"{statistics.median(ratios):>8.2f} | {statistics.median(r[1] for r in runs):.6f}")
         print(f"median ratio glassloop/lesson: {statistics.median(r[0] for r in results['glassloop']) / lesson:.2f}x")
+        lean = [mine[0] / base[0] for mine, base in zip(results["glassloop"], results["lean"])]
+        print(f"median ratio glassloop/lean hand loop: {statistics.median(lean):.2f}x")
 
 
 if __name__ == "__main__":

@@ -29,21 +29,21 @@ def fit(model: torch.nn.Module, train: Any, val: Any = None, loss: Any = "mse", 
         clip_grad_norm: float | None = None, callbacks: Any = (), seed: int | None = None, device: Any = "auto",
         metrics: Any = None, progress: Any = "auto", verbose: bool = True, *, compute_loss: Any = None,
         scheduler_step: str = "auto", threads: Any = "auto", checks: bool = False, accumulate: int = 1,
-        precision: str = "32") -> History:
+        precision: str = "32", fused_step: bool = True) -> History:
     """Train `model` on `train` with the lessons' loop and return its `History`. See README for every option."""
     options = FitOptions(loss=loss, optimizer=optimizer, lr=lr, weight_decay=weight_decay, momentum=momentum,
                          epochs=epochs, batch_size=batch_size, shuffle=shuffle, scheduler=scheduler,
                          clip_grad_norm=clip_grad_norm, callbacks=callbacks, seed=seed, device=device,
                          metrics=metrics, progress=progress, verbose=verbose, compute_loss=compute_loss,
                          scheduler_step=scheduler_step, threads=threads, checks=checks, accumulate=accumulate,
-                         precision=precision)  # typed, frozen, validated once
+                         precision=precision, fused_step=fused_step)  # typed, frozen, validated once
     run = Run(model, train, val, options)  # every piece built before the first batch
     with process_guards(run):  # intra-op threads, SIGINT/SIGTERM -> stop after the current step
         return heartbeat(run)
 
 
 def heartbeat(run: Run) -> History:
-    state, model, hooks, book, micro = run.state, run.model, run.callbacks, run.book, run.micro
+    state, model, hooks, book, micro, fused = run.state, run.model, run.callbacks, run.book, run.micro, run.fused
     step, autocast = run.optimizer_step, run.precision.autocast  # optimizer.step (fused Adam: its kernel)
     try:
         hooks("on_fit_start", state)  # a resuming Checkpoint restores everything here
@@ -56,19 +56,22 @@ def heartbeat(run: Run) -> History:
                     run.announce("on_batch_start", batch=batch, batch_index=index)
                 if micro.starts_group(index):
                     clear_gradients(run.parameters)                         # 1. optimizer.zero_grad()
-                with autocast, micro.sync(index):                           #    (precision=; DDP no_sync in a group)
-                    if run.compute_loss is None:
-                        inputs, targets = batch                             #    (already on run.device)
-                        outputs = model(inputs)                             # 2. forward pass
-                        loss = run.loss_fn(outputs, targets)                # 3. loss: one scalar
-                    else:
-                        loss = run.compute_loss(model, batch)               # 2-3. custom forward + loss
-                if micro.plain:
-                    loss.backward()                                         # 4. backward: fill every .grad
-                elif micro.backward(loss, index):                           #    accumulate=k / fp16: scaled
-                    loss = micro.group_loss()                               #    the group's loss, for the record
+                if fused is not None:                                       #    the same step by hand, no graph:
+                    loss = fused(*batch)                                    # 2-4. forward, loss, backward (fused.py)
                 else:
-                    continue                                                #    more micro-batches, then a step
+                    with autocast, micro.sync(index):                       #    (precision=; DDP no_sync in a group)
+                        if run.compute_loss is None:
+                            inputs, targets = batch                         #    (already on run.device)
+                            outputs = model(inputs)                         # 2. forward pass
+                            loss = run.loss_fn(outputs, targets)            # 3. loss: one scalar
+                        else:
+                            loss = run.compute_loss(model, batch)           # 2-3. custom forward + loss
+                    if micro.plain:
+                        loss.backward()                                     # 4. backward: fill every .grad
+                    elif micro.backward(loss, index):                       #    accumulate=k / fp16: scaled
+                        loss = micro.group_loss()                           #    the group's loss, for the record
+                    else:
+                        continue                                            #    more micro-batches, then a step
                 if run.after_backward_hooks:
                     run.announce("on_after_backward", loss=loss)
                 run.precision.unscale(run.optimizer)                        #    fp16: true gradients first

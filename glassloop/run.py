@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+import torch
 from torch import nn
 
 from glassloop.core import distributed
@@ -24,6 +25,8 @@ from glassloop.core.building import (
 )
 from glassloop.core.devices import resolve_device, seed_everything
 from glassloop.core.events import EVENTS, CallbackList
+from glassloop.core.fused import FusedStep
+from glassloop.core.fused import supports as fused_supports
 from glassloop.core.guards import (
     LossFunctionGuard,
     ShapeGuard,
@@ -70,6 +73,8 @@ class Run:
                                callbacks=self.callbacks.callbacks,
                                record_keys=["epoch", "train_loss", "val_loss", "lr", "grad_norm", "seconds",
                                             *(f"val_{name}" for name in self.metrics if self.val is not None)])
+        self.fused = self.build_fused_step()
+        self.state.history.step_path = "fused" if self.fused is not None else "autograd"
         self.book = EpochBook(self)
         if options.checks:
             self.runtime_checks()
@@ -113,6 +118,15 @@ class Run:
         note = ambiguous_schedule_note(self.scheduler) if o.scheduler_step == "auto" else None
         if note and o.verbose and distributed.is_main_process():
             print(note, file=sys.stderr)
+
+    def build_fused_step(self) -> FusedStep | None:
+        """The hand-written step (same numbers) when nothing needs autograd; else None: `loss.backward()`."""
+        o = self.options
+        eligible = (o.fused_step and self.micro.plain and self.compute_loss is None and not o.checks
+                    and self.world_size == 1 and not self.batch_hooks and not self.after_backward_hooks
+                    and isinstance(self.train, TensorBatcher) and isinstance(self.train.tensors[0], torch.Tensor)
+                    and fused_supports(self.module, self.loss_fn.loss_fn))
+        return FusedStep(self.module, self.loss_fn.loss_fn, self.loss_fn) if eligible else None
 
     def build_callbacks(self) -> list[Any]:
         from glassloop.callbacks.console import Console

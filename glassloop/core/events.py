@@ -80,8 +80,16 @@ class CallbackList:
 
 
 
-def show_loop(callbacks: Iterable[Any] = ()) -> str:
-    """The loop glassloop runs, with each attached callback printed at the events it handles."""
+STEP_PATHS = {
+    "autograd": "steps 2-4 run as written: model(inputs), loss_fn(...), loss.backward()",
+    "fused": ("steps 2-4 run by hand with the same kernels (an nn.Sequential MLP with MSE/cross-entropy and nothing "
+              "that needs autograd; glassloop/core/fused.py); fit(fused_step=False) runs them as written"),
+}
+
+
+def show_loop(callbacks: Iterable[Any] = (), step_path: str | None = None) -> str:
+    """The loop glassloop runs, with each attached callback printed at the events it handles, and which path
+    steps 2-4 take (`history.step_path`; both paths when it is not given)."""
     attached = CallbackList(callbacks)
     lines = []
     for line in LOOP_TEXT.splitlines():
@@ -91,6 +99,8 @@ def show_loop(callbacks: Iterable[Any] = ()) -> str:
             indent = line[: len(line) - len(line.lstrip())]
             for callback, _ in attached.by_event[event]:
                 lines.append(f"{indent}  -> {type(callback).__name__} [{BANDS[band_of(callback)]}]")
+    paths = [step_path] if step_path in STEP_PATHS else list(STEP_PATHS)
+    lines += [""] + [f"# {path}: {STEP_PATHS[path]}" for path in paths]
     text = "\n".join(lines)
     print(text)
     return text

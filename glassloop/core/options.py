@@ -50,6 +50,7 @@ class FitOptions:
     checks: bool = False
     accumulate: int = 1
     precision: str = "32"
+    fused_step: bool = True
 
     def __post_init__(self) -> None:
         _check_number("epochs", self.epochs, 1, integer=True)
@@ -73,6 +74,8 @@ class FitOptions:
                               "step; 1 = no accumulation)")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision={self.precision!r}; expected one of {', '.join(map(repr, PRECISIONS))}")
+        if not isinstance(self.fused_step, bool):
+            raise ConfigError(f"fused_step={self.fused_step!r} must be True or False")
         if self.compute_loss is not None and not callable(self.compute_loss):
             raise ConfigError("compute_loss must be a function fn(model, batch) -> scalar loss tensor")
         object.__setattr__(self, "precision", PRECISIONS[self.precision])  # one spelling from here on

@@ -26,6 +26,7 @@ class History:
     monitor: str = "val_loss"  # what best_epoch/best_val_loss follow (EarlyStopping's monitor when attached)
     mode: str = "min"
     signal: int | None = None  # SIGINT/SIGTERM number when a signal interrupted the run (CLI exit 128 + signal)
+    step_path: str = "autograd"  # "autograd" (the lesson's loss.backward()) or "fused" (glassloop/core/fused.py)
 
     def __len__(self) -> int:
         return len(self.records)
@@ -76,6 +77,7 @@ class History:
             "monitor": self.monitor,
             "mode": self.mode,
             "signal": self.signal,
+            "step_path": self.step_path,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -86,6 +88,7 @@ class History:
         self.monitor = state.get("monitor", "val_loss")
         self.mode = state.get("mode", "min")
         self.signal = state.get("signal")
+        self.step_path = state.get("step_path", self.step_path)
 
     def plot(self, path: str | Path | None = None, **options: Any):
         """Loss curves (best epoch marked), LR and gradient-norm panels; see `glassloop.analysis.plots`."""

@@ -1,0 +1,98 @@
+"""The fused step (glassloop/core/fused.py) is the same step as loss.backward(): gradients against autograd on
+random shapes and activations, the same weights through gl.fit, and the cases where it must stand aside."""
+
+import random
+
+import pytest
+import torch
+from torch import nn
+
+import glassloop as gl
+from glassloop.core.fused import FusedStep, supports
+
+ACTIVATIONS = [nn.ReLU, nn.Tanh, nn.Sigmoid, nn.Identity]
+
+
+def random_case(seed):
+    rng = random.Random(seed)
+    torch.manual_seed(seed)
+    sizes = [rng.randint(1, 9) for _ in range(rng.randint(2, 5))]
+    layers = []
+    for index, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(fan_in, fan_out, bias=rng.random() > 0.2))
+        if index < len(sizes) - 2:
+            layers.append(rng.choice(ACTIVATIONS)())
+    classes = sizes[-1] > 1 and rng.random() > 0.5
+    loss_fn = nn.CrossEntropyLoss() if classes else nn.MSELoss()
+    rows = rng.randint(1, 40)
+    inputs = torch.randn(rows, sizes[0])
+    targets = torch.randint(0, sizes[-1], (rows,)) if classes else torch.randn(rows, sizes[-1])
+    return nn.Sequential(*layers), loss_fn, inputs, targets
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_gradients_equal_autograd_on_random_shapes_and_activations(seed):
+    model, loss_fn, inputs, targets = random_case(seed)
+    assert supports(model, loss_fn)
+    loss = loss_fn(model(inputs), targets)
+    loss.backward()
+    reference = [p.grad.clone() for p in model.parameters()]
+    for p in model.parameters():
+        p.grad = None
+    fused_loss = FusedStep(model, loss_fn)(inputs, targets)
+    torch.testing.assert_close(fused_loss, loss.detach(), rtol=1e-6, atol=0)
+    for expected, p in zip(reference, model.parameters()):
+        torch.testing.assert_close(p.grad, expected, rtol=1e-6, atol=1e-9)
+
+
+def test_fit_takes_the_fused_path_with_the_same_weights_and_says_so():
+    torch.manual_seed(0)
+    x, y = torch.randn(96, 4), torch.randn(96, 1)
+    weights = {}
+    for fused in (True, False):
+        torch.manual_seed(1)
+        model = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 1))
+        history = gl.fit(model, (x, y), epochs=3, batch_size=16, seed=0, verbose=False, fused_step=fused)
+        assert history.step_path == ("fused" if fused else "autograd")
+        weights[fused] = [p.detach().clone() for p in model.parameters()]
+    for a, b in zip(weights[True], weights[False]):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+
+
+class Watcher:
+    def on_batch_end(self, state):
+        pass
+
+
+@pytest.mark.parametrize("case", ["dropout", "hook", "batch_callback", "compute_loss", "accumulate", "l1", "tensor_hook"])
+def test_anything_that_needs_autograd_keeps_the_lessons_path(case):
+    torch.manual_seed(0)
+    x, y = torch.randn(32, 4), torch.randn(32, 1)
+    layers = [nn.Linear(4, 8), nn.ReLU()] + ([nn.Dropout(0.1)] if case == "dropout" else []) + [nn.Linear(8, 1)]
+    model = nn.Sequential(*layers)
+    options = {"epochs": 1, "batch_size": 16, "verbose": False}
+    if case == "hook":
+        model[0].register_forward_hook(lambda module, args, output: None)
+    if case == "tensor_hook":
+        model[0].weight.register_hook(lambda grad: grad)
+    if case == "batch_callback":
+        options["callbacks"] = [Watcher()]
+    if case == "compute_loss":
+        options["compute_loss"] = lambda m, batch: nn.functional.mse_loss(m(batch[0]), batch[1])
+    if case == "accumulate":
+        options["accumulate"] = 2
+    if case == "l1":
+        options["loss"] = "mae"
+    assert gl.fit(model, (x, y), **options).step_path == "autograd"
+
+
+def test_the_first_batch_gets_the_same_one_line_shape_error():
+    model = nn.Sequential(nn.Linear(4, 1))
+    with pytest.raises(gl.ConfigError, match="would broadcast"):
+        gl.fit(model, (torch.randn(8, 4), torch.randn(8)), epochs=1, verbose=False)
+
+
+def test_show_loop_says_which_path_ran():
+    text = gl.show_loop(step_path="fused")
+    assert "fused_step=False" in text and "loss.backward()" not in text.split("# ")[-1]
+    assert "# autograd:" in gl.show_loop() and "# fused:" in gl.show_loop()
