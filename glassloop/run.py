@@ -105,13 +105,14 @@ class Run:
         trainable = [p for p in self.module.parameters() if p.requires_grad]
         self.optimizer = make_optimizer(o.optimizer, trainable, o.lr, o.momentum, o.weight_decay)
         check_optimizer_owns_model(self.optimizer, trainable)
-        fast = fast_step(self.optimizer, built_here=o.optimizer is not self.optimizer)
-        scaler = self.precision.scaler
-        self.optimizer_step = fast if scaler is None else lambda: self.precision.step(self.optimizer, fast)
         # What the optimizer updates is what gets cleared, measured and clipped (it may hold extra tensors).
         self.parameters = [p for group in self.optimizer.param_groups for p in group["params"]]
         steps = -(-len(self.train) // o.accumulate)  # optimizer steps per epoch
         self.scheduler = make_scheduler(o.scheduler, self.optimizer, self.epochs, steps)
+        # After the scheduler: it wraps optimizer.step to learn that the optimizer stepped before it.
+        fast = fast_step(self.optimizer, built_here=o.optimizer is not self.optimizer)
+        scaler = self.precision.scaler
+        self.optimizer_step = fast if scaler is None else lambda: self.precision.step(self.optimizer, fast)
         self.per_batch_schedule = self.scheduler is not None and (
             o.scheduler_step == "batch" or (o.scheduler_step == "auto" and steps_per_batch(self.scheduler, o.scheduler)))
         self.clip_grad_norm = o.clip_grad_norm

@@ -37,9 +37,24 @@ def fast_step(optimizer: torch.optim.Optimizer, built_here: bool) -> Any:
             torch._foreach_add_(steps, 1)
             kernel = torch._fused_adamw_ if group["decoupled_weight_decay"] else torch._fused_adam_
             beta1, beta2 = group["betas"]
+            optimizer._opt_called = True  # what torch's scheduler wrapper of optimizer.step records
             kernel(with_grad, [p.grad for p in with_grad], [state["exp_avg"] for state in states],
                    [state["exp_avg_sq"] for state in states], [], steps, amsgrad=False, lr=group["lr"],
                    beta1=beta1, beta2=beta2, weight_decay=group["weight_decay"], eps=group["eps"],
                    maximize=False, grad_scale=None, found_inf=None)
 
     return step
+
+
+def has_fused_adam(name: str) -> bool:
+    return name in ("adam", "adamw") and hasattr(torch, f"_fused_{name}_")
+
+
+def fused_adam_rows(name: str, tensors: list[list[torch.Tensor]], step: torch.Tensor, lr: float, beta1: float,
+                    beta2: float, weight_decay: float, eps: float = 1e-8) -> None:
+    """torch._fused_adam_/_fused_adamw_ over lists (params, grads, exp_avgs, exp_avg_sqs) sharing one step
+    counter: gl.sweep's stacked update (glassloop/sweeps/optim.py)."""
+    kernel = torch._fused_adam_ if name == "adam" else torch._fused_adamw_
+    params, grads, avgs, avg_sqs = tensors
+    kernel(params, grads, avgs, avg_sqs, [], [step] * len(params), lr=lr, beta1=beta1, beta2=beta2,
+           weight_decay=weight_decay, eps=eps, amsgrad=False, maximize=False)

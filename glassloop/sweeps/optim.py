@@ -13,25 +13,11 @@ from typing import Any
 
 import torch
 
+from glassloop.core.torch_private import fused_adam_rows, has_fused_adam
+
 BETAS, EPS = (0.9, 0.999), 1e-8  # torch.optim.Adam's defaults, which gl.fit's named "adam" uses
 
 
-# ------------------------------------------------------------------------------------------ private torch API
-# The sweep's only call into torch internals. It belongs beside fast_step in glassloop/core/torch_private.py
-# (whose canary test watches these names); until that module offers it, it lives here and nowhere else.
-def has_fused_adam(name: str) -> bool:
-    return name in ("adam", "adamw") and hasattr(torch, f"_fused_{name}_")
-
-
-def fused_adam_rows(name: str, tensors: list[list[torch.Tensor]], step: torch.Tensor, lr: float, beta1: float,
-                    beta2: float, weight_decay: float) -> None:
-    """`torch._fused_adam_`/`_fused_adamw_` over lists of row tensors (params, grads, exp_avgs, exp_avg_sqs)
-    that share one step count."""
-    kernel = torch._fused_adam_ if name == "adam" else torch._fused_adamw_
-    params, grads, avgs, avg_sqs = tensors
-    kernel(params, grads, avgs, avg_sqs, [], [step] * len(params), lr=lr, beta1=beta1, beta2=beta2,
-           weight_decay=weight_decay, eps=EPS, amsgrad=False, maximize=False)
-# ------------------------------------------------------------------------------------------------------------
 
 
 class StackedOptimizer:
@@ -101,7 +87,7 @@ class StackedOptimizer:
         if self.fused:
             self.step_tensor += 1  # every active configuration has taken the same number of steps
             for (lr, decay, beta1, beta2), tensors in self.groups:
-                fused_adam_rows(self.name, tensors, self.step_tensor, lr, beta1, beta2, decay)
+                fused_adam_rows(self.name, tensors, self.step_tensor, lr, beta1, beta2, decay, EPS)
             return
         p, g, lr = self.flat, self.grad, self.effective_lr
         if self.name == "adamw" and self.any_decay:
