@@ -38,7 +38,10 @@ class EpochBook:
         """The step's loss and pre-clip norm as numbers. Under torchrun every rank must take the same branch
         (step, stop on NaN/Inf, stop on a signal), so the three facts are all-reduced in one collective."""
         if self.run.world_size == 1:
-            return loss.item(), norm.item()
+            if norm.device.type == "cpu":  # no device to wait for: two reads are cheaper than a stack
+                return loss.item(), norm.item()
+            loss_value, norm_value = torch.stack((loss.detach().float(), norm.float())).tolist()  # one sync
+            return loss_value, norm_value
         interrupted = float(self.state.interrupted_by is not None)
         shared = torch.stack((loss.detach().double(), norm.detach().double(),
                               torch.tensor(interrupted, dtype=torch.float64, device=norm.device)))
