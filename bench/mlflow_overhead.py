@@ -1,12 +1,14 @@
-"""What `gl.MLflowLogger` costs on the `ssa` workload: `gl.fit` with and without it, alternating, in one process.
+"""What `gl.MLflowLogger` (and, with --tensorboard, `TensorBoardLogger`) costs on the `ssa` workload: `gl.fit` with
+and without it, alternating, in one process.
 
-    .venv/bin/python bench/mlflow_overhead.py [--rounds 7] [--epochs 60] [--no-model] [--no-plot]
+    .venv/bin/python bench/mlflow_overhead.py [--rounds 7] [--epochs 60] [--no-model] [--no-plot] [--tensorboard]
 
 The store is a fresh SQLite file + local artifacts in a temp dir. One warm-up round of each is run first and
 reported apart: it pays `import mlflow`, the SQLite schema creation and the first model save, once per process.
 The timed rounds count everything the logger does inside `fit`: opening the run and logging params
-(on_fit_start), queueing each epoch's metrics (on_epoch_end; the writes happen on a background thread), and the end
-(flush, history.csv, curves.png when glassloop.analysis.plots exists, diagnosis, the model, the final status).
+(at the end of the first epoch: the store is opened lazily), gathering each epoch's metrics (on_epoch_end; written
+in one log_batch per `flush_seconds`), and the end (flush, history.csv, curves.png when glassloop.analysis.plots
+exists, diagnosis, the model with its signature and input example, the final status).
 Prints per round and the medians: the total ratio, the per-epoch cost on the training thread, and the one-time
 start and end costs from the logger's own `seconds` (the end split into the curves plot and the model).
 """
@@ -46,6 +48,7 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=WORKLOADS["ssa"]["epochs"])
     parser.add_argument("--no-model", action="store_true", help="MLflowLogger(log_model=False)")
     parser.add_argument("--no-plot", action="store_true", help="MLflowLogger(plot=False)")
+    parser.add_argument("--tensorboard", action="store_true", help="also time TensorBoardLogger rounds")
     args = parser.parse_args()
     train, val = WORKLOADS["ssa"]["data"]()
     folder = Path(tempfile.mkdtemp(prefix="glassloop-mlflow-bench-"))
@@ -91,7 +94,29 @@ def main() -> int:
     logger_total = cost["start"] + cost["epochs"] + cost["end"]
     print(f"logger's own time {logger_total * 1000:.0f} ms = {logger_total / bare_median * 100:.1f}% of a bare fit "
           "(the difference to the total ratio is machine noise and cache/GC effects)")
+    if args.tensorboard:
+        tensorboard_rounds(train, val, args.epochs, args.rounds, folder)
     return 0
+
+
+def tensorboard_rounds(train: Any, val: Any, epochs: int, rounds: int, folder: Path) -> None:
+    """TensorBoardLogger against a bare fit, alternating; one warm-up round pays `import tensorboard`."""
+    from glassloop.callbacks.tensorboard import TensorBoardLogger
+
+    started = time.perf_counter()
+    run_fit(train, val, epochs, TensorBoardLogger(folder / "tb-warm-up"))
+    print(f"TensorBoard warm-up fit (imports torch.utils.tensorboard): {time.perf_counter() - started:.3f}s")
+    bare, logged = [], []
+    for index in range(rounds):
+        order = (False, True) if index % 2 == 0 else (True, False)
+        for with_logger in order:
+            if with_logger:
+                logged.append(run_fit(train, val, epochs, TensorBoardLogger(folder / f"tb-{index}")))
+            else:
+                bare.append(run_fit(train, val, epochs))
+    bare_median, logged_median = statistics.median(bare), statistics.median(logged)
+    print(f"median bare {bare_median:.3f}s, with TensorBoardLogger {logged_median:.3f}s: total ratio "
+          f"{logged_median / bare_median:.3f} ({(logged_median / bare_median - 1) * 100:+.1f}%)")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """06 - add MLflow tracking: params, every epoch's metrics, the model and the curves in an embedded SQLite store.
 
-Changed from 05: one more callback, `gl.MLflowLogger(...)`, and where to browse the run afterwards.
+Changed from 05: one more callback, `gl.MLflowLogger(...)`, a baseline logged beside the run (predict the training
+mean: does the network beat it?), and where to browse the runs afterwards.
 Set GLASSLOOP_EXAMPLE_OUT to choose where the run directory and mlflow.db go (default runs/examples).
 """
 
@@ -38,4 +39,7 @@ print("run directory:", sorted(p.name for p in RUN_DIR.iterdir()))
 best = gl.load_checkpoint(RUN_DIR / "best.pt")  # weights_only load: tensors and plain data, never code
 model.load_state_dict(best["model"])
 print(f"best.pt: epoch {best['epoch'] + 1}, val_loss {best['record']['val_loss']:.6f}")
+mean_val_loss = float(((val[1] - train[1].mean()) ** 2).mean())  # the baseline: always the training mean
+baseline_runs = logger.log_baselines({"mean": {"val_loss": mean_val_loss}})  # a sibling run, same metric name
+print(f"baseline run {baseline_runs['mean']}: val_loss {mean_val_loss:.6f} vs the network's {history.best_val_loss:.6f}")
 print(f"MLflow run {logger.run_id}; browse it: .venv/bin/mlflow ui --backend-store-uri {TRACKING_URI}")

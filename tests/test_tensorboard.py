@@ -78,6 +78,17 @@ def test_a_resumed_run_has_one_point_per_epoch(tmp_path, how):
     assert "_hparams_/session_start_info" in read(log_dir).PluginTagToContent("hparams")
 
 
+def test_a_run_started_again_in_its_folder_replaces_the_old_points(tmp_path):
+    # As after a kill before the first checkpoint: the fit starts from scratch, with the old points on disk.
+    train, val = script.data()
+    for epochs in (3, 2):
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1))
+        history = gl.fit(model, train, val, epochs=epochs, seed=2, metrics=["mae"], verbose=False,
+                         callbacks=[TensorBoardLogger(tmp_path / "tb")])
+    assert_one_point_per_epoch(tmp_path / "tb", history)
+
+
 def test_bad_options_and_a_missing_package_are_one_line_errors(tmp_path, monkeypatch):
     (tmp_path / "file").write_text("")
     for options, message in (({"log_dir": tmp_path / "file"}, "is a file"), ({"log_dir": ""}, "expected a folder"),

@@ -3,10 +3,10 @@ number in the epoch record (`train_loss`, `val_loss`, `lr`, `grad_norm`, `second
 step = epoch + 1 (the epoch as shown on screen), and the run's settings in the hparams plugin.
 
 Exactly one point per epoch, even after a kill -9 and a resume: the writer buffers events for up to
-`flush_seconds`, so the files on disk may lag the checkpoint or run ahead of it. A resumed logger therefore opens
-its writer with `purge_step=1` (TensorBoard drops every earlier point from step 1 on) and writes every epoch of the
-restored History again, so what TensorBoard shows is exactly the checkpoint's record. The hparams (step 0) are
-written once, at the first start, and kept.
+`flush_seconds`, so the files on disk may lag the checkpoint or run ahead of it. A logger that finds event files
+in its folder therefore opens its writer with `purge_step=1` (TensorBoard drops every earlier point from step 1 on)
+and, on a resume, writes every epoch of the restored History again, so what TensorBoard shows is exactly the
+checkpoint's record. The hparams (step 0) are written once, at the first start, and kept on a resume.
 """
 
 from __future__ import annotations
@@ -67,13 +67,12 @@ class TensorBoardLogger:
         if not restored:
             self.hparams_written = False
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        if restored:
-            _after_existing_files(self.log_dir)
-            self.writer = SummaryWriter(str(self.log_dir), purge_step=1, flush_secs=self.flush_seconds)
-            for record in state.history.records:  # the checkpoint's record replaces whatever reached the disk
-                self._write(record)
-        else:
-            self.writer = SummaryWriter(str(self.log_dir), flush_secs=self.flush_seconds)
+        # Earlier points in this folder (a resume, a run killed before its first checkpoint and started again, or
+        # a new run into the same folder) are dropped; the restored History, if any, is written again.
+        purge = 1 if _after_existing_files(self.log_dir) else None
+        self.writer = SummaryWriter(str(self.log_dir), purge_step=purge, flush_secs=self.flush_seconds)
+        for record in state.history.records if restored else ():
+            self._write(record)
         if self.hparams and not self.hparams_written:
             self._write_hparams(state)
         self.writer.flush()  # hparams and the rewritten epochs on disk before the first new epoch
@@ -96,10 +95,13 @@ class TensorBoardLogger:
     # -- writing -----------------------------------------------------------------------------------------------
 
     def _write(self, record: dict[str, Any]) -> None:
-        step = shown_epoch(int(record["epoch"]))
-        for key, value in record.items():
-            if key != "epoch" and isinstance(value, (int, float)) and not isinstance(value, bool):
-                self.writer.add_scalar(key, float(value), step)
+        """The epoch's numbers as one Summary event (TensorBoard reads each value as its own scalar tag): ~0.2 ms
+        an epoch, where one `add_scalar` per number costs ~0.17 ms each."""
+        from tensorboard.compat.proto.summary_pb2 import Summary
+
+        values = [Summary.Value(tag=key, simple_value=float(value)) for key, value in record.items()
+                  if key != "epoch" and isinstance(value, (int, float)) and not isinstance(value, bool)]
+        self.writer.file_writer.add_summary(Summary(value=values), shown_epoch(int(record["epoch"])))
 
     def _write_hparams(self, state: Any) -> None:
         """The hparams plugin's three summaries at step 0, in this run's own folder (torch's `add_hparams` would
@@ -114,14 +116,17 @@ class TensorBoardLogger:
         self.hparams_written = True
 
 
-def _after_existing_files(log_dir: Path) -> None:
-    """TensorBoard reads event files in name order, and a name starts with its creation second: wait (under a
-    second, only on resume) until a new file sorts after every file already there, so its purge comes last."""
-    newest = 0
+def _after_existing_files(log_dir: Path) -> bool:
+    """Whether `log_dir` already holds event files. TensorBoard reads them in name order, and a name starts with
+    its creation second: wait (under a second, only when an earlier file is from this very second) until a new
+    file sorts after every file already there, so that its purge is read last."""
+    newest, found = 0, False
     for path in log_dir.glob("events.out.tfevents.*"):
+        found = True
         parts = path.name.split(".")
         if len(parts) > 3 and parts[3].isdigit():
             newest = max(newest, int(parts[3]))
     wait = newest + 1 - time.time()
     if 0 < wait <= 2:  # (a file from a clock far ahead is not worth waiting for)
         time.sleep(wait)
+    return found

@@ -48,16 +48,23 @@ def sqlite_path(tracking_uri: str | None) -> Path | None:
 
 
 def check_tracking_uri(tracking_uri: str | None) -> None:
-    """Refuse, before anything is created, a URI that is not text or a SQLite file in a folder that does not exist."""
+    """Refuse, before anything is created, a URI that is not text, or a SQLite file that could never be made (its
+    path runs through a file). A missing folder is fine: `client()` creates it."""
     if tracking_uri is None:
         return
     if not isinstance(tracking_uri, str) or not tracking_uri.strip():
         raise ConfigError(f"tracking_uri={tracking_uri!r} is not a URI; expected e.g. 'sqlite:///runs/mlflow.db', "
                           "'http://host:5000' or None for MLflow's default")
     database = sqlite_path(tracking_uri)
-    if database is not None and not database.resolve().parent.is_dir():
-        raise ConfigError(f"tracking_uri={tracking_uri!r}: folder {str(database.resolve().parent)!r} does not exist; "
-                          "create it first or point the URI at an existing folder")
+    if database is None:
+        return
+    if database.is_dir():
+        raise ConfigError(f"tracking_uri={tracking_uri!r} names a folder; expected a database file inside it, e.g. "
+                          f"'sqlite:///{database / 'mlflow.db'}'")
+    folder = next((p for p in database.resolve().parents if p.exists()), None)
+    if folder is not None and not folder.is_dir():
+        raise ConfigError(f"tracking_uri={tracking_uri!r}: {str(folder)!r} is a file, so the database cannot be "
+                          "created below it; point the URI at a folder")
 
 
 @contextlib.contextmanager
@@ -107,7 +114,14 @@ def client(tracking_uri: str | None = None) -> Any:
 
     uri = tracking_uri or mlflow.get_tracking_uri()
     check_tracking_uri(uri)
-    with quiet_mlflow(), store_lock(sqlite_path(uri)):
+    database = sqlite_path(uri)
+    if database is not None:
+        try:
+            database.parent.mkdir(parents=True, exist_ok=True)  # SQLite creates the file, never its folder
+        except OSError as error:
+            raise ConfigError(f"cannot create the folder of the MLflow store {uri!r} ({error.strerror}); expected "
+                              "a writable location; fix tracking_uri") from None
+    with quiet_mlflow(), store_lock(database):
         return MlflowClient(tracking_uri=uri)
 
 

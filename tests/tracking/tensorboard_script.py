@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +36,8 @@ def data() -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch
 class Interrupt:
     band = "reporters"  # after the TensorBoardLogger
 
-    def __init__(self, how: str, logger: TensorBoardLogger) -> None:
-        self.how, self.logger = how, logger
+    def __init__(self, how: str, logger: TensorBoardLogger, run_dir: Path) -> None:
+        self.how, self.logger, self.run_dir = how, logger, run_dir
 
     def on_batch_end(self, state: Any) -> None:
         if self.how == "sigint" and state.epoch == 2 and state.batch_index == 2:
@@ -45,6 +46,8 @@ class Interrupt:
     def on_epoch_end(self, state: Any) -> None:
         if self.how == "sigkill" and state.record["epoch"] == 3:
             self.logger.writer.flush()
+            while not (self.run_dir / "latest.pt").exists():  # epoch 1's checkpoint, on a background thread
+                time.sleep(0.01)
             os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -56,7 +59,7 @@ def fit(run_dir: Path, log_dir: Path, how: str | None = None) -> tuple[Any, Tens
     every = 3600.0 if how == "sigkill" else 0.0
     callbacks = [gl.Checkpoint(run_dir, resume=how is None, every_seconds=every), logger]
     if how is not None:
-        callbacks.append(Interrupt(how, logger))
+        callbacks.append(Interrupt(how, logger, run_dir))
     history = gl.fit(model, train, val, epochs=EPOCHS, batch_size=32, seed=5, metrics=["mae"], verbose=False,
                      callbacks=callbacks)
     return history, logger

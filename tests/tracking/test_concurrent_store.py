@@ -18,8 +18,7 @@ PROCESSES = 4
 
 
 def test_four_processes_create_one_working_store(tmp_path):
-    database = tmp_path / "store" / "mlflow.db"
-    database.parent.mkdir()
+    database = tmp_path / "store" / "mlflow.db"  # its folder does not exist yet either: client() creates it
     uri = f"sqlite:///{database}"
     command = [sys.executable, str(SCRIPT), uri, str(tmp_path)]
     processes = [subprocess.Popen([*command, str(index), str(PROCESSES)], stdout=subprocess.PIPE,

@@ -132,7 +132,8 @@ def test_bad_input_creates_no_store_and_prints_no_mlflow_lines(case, tmp_path, m
 
 
 @pytest.mark.parametrize(("options", "message"), [
-    ({"tracking_uri": "sqlite:////no/such/folder/mlflow.db"}, "does not exist"),
+    ({"tracking_uri": f"sqlite:///{__file__}/mlflow.db"}, "is a file"),
+    ({"tracking_uri": f"sqlite:///{Path(__file__).parent}"}, "names a folder"),
     ({"tracking_uri": ""}, "is not a URI"),
     ({"experiment": ""}, "non-empty name"),
     ({"flush_seconds": -1}, "number >= 0"),
