@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/sweep.py [--rounds 5] [--workloads ssa,wide] [--k 32] [--wide-epochs 1] [--schedule]
 
-For each workload (DESIGN §4: `ssa` MLP 4-64-64-1 batch 64; `wide` MLP 32-256-256-1 batch 256) and each round, in
+For each workload (`ssa` MLP 4-64-64-1 batch 64; `wide` MLP 32-256-256-1 batch 256) and each round, in
 alternating order, it times:
 - the GEMM ceiling: only the matrix products of one training step of one model (forward `addmm` per layer, `mm`
   for dW and dX in the backward), repeated, with preallocated outputs: the samples/s no loop at these shapes can

@@ -1,4 +1,4 @@
-"""The benchmark workloads come from the package (glassloop.core.workloads), built as reference/performance.md says."""
+"""The benchmark workloads come from the package (glassloop.core.workloads): ssa (lesson 004) and wide."""
 
 from __future__ import annotations
 

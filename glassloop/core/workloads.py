@@ -1,4 +1,5 @@
-"""The DESIGN §4 workloads, generated in code (no downloads): `linreg`, `house`, `ssa`, `quadratic`, `wide`."""
+"""The workloads every test, example and benchmark uses, generated in code (no downloads): `linreg`, `house`,
+`ssa`, `quadratic`, `wide` (lessons 000, 002 and 004; docs/benchmarks.md lists their shapes)."""
 
 from __future__ import annotations
 
