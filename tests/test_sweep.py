@@ -307,7 +307,7 @@ def no_training(monkeypatch):
     ["--out", "DIR"], ["--out", "/proc/glassloop-test.csv"], ["--out", "/dev/full"], ["--out", ""],
     ["--out", "missing/table.csv"], ["--mlflow", "bogus://x"], ["--mlflow", "sqlite:/no-slashes.db"],
     ["--mlflow", "http://"], ["--seeds", "1e20"], ["--seeds", "100000000000000000000"], ["--seeds", "-3"],
-    ["--seeds", "0"], ["--seeds", "3,3"], ["--seeds", str(2**32)], ["--batch-size", "100000000000000000000"],
+    ["--seeds", "0"], ["--seeds", "3,3"], ["--seeds", str(2**63)], ["--batch-size", "100000000000000000000"],
     ["--batch-size", "0"], ["--epochs", "0"], ["--epochs", str(10**12)], ["--patience", "-1"],
     ["--lr", "1e-3,,2"], ["--lr", "1e-3,1e-3"], ["--lr", ""], ["--lr", "nan"], ["--weight-decay", "0.1,inf"],
     ["--seeds", "5000", "--lr", "1e-3,2e-3,3e-3"],

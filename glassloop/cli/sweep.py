@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from glassloop.core.building import SCHEDULERS
-from glassloop.core.options import MAX_BATCH_SIZE, MAX_CONFIGURATIONS, MAX_EPOCHS, MAX_PARAMETERS
+from glassloop.core.options import MAX_BATCH_SIZE, MAX_CONFIGURATIONS, MAX_EPOCHS, MAX_PARAMETERS, MAX_SEED
 from glassloop.core.workloads import mlp, mlp_parameters, ssa
 from glassloop.errors import ConfigError
 from glassloop.sweeps.api import sweep
@@ -77,7 +77,7 @@ def bounded_int(value: int | None, name: str, low: int, high: int) -> int | None
 
 
 def parse_seeds(text: str) -> list[int]:
-    """--seeds: a count N (seeds 0..N-1) or a list of seeds, each 0..2**32-1 (as glassloop fit's --seed)."""
+    """--seeds: a count N (seeds 0..N-1) or a list of seeds, each 0..MAX_SEED (as gl.fit and glassloop fit)."""
     text = text.strip()
     if text.isascii() and text.isdigit():
         count = int(text)
@@ -86,9 +86,9 @@ def parse_seeds(text: str) -> list[int]:
                               "--seeds 4 (seeds 0..3) or a list --seeds 3,7,11; fix --seeds")
         return list(range(count))
     seeds = number_list(text, "seeds", int)
-    bad = next((seed for seed in seeds if not 0 <= seed <= 2**32 - 1), None)
+    bad = next((seed for seed in seeds if not 0 <= seed <= MAX_SEED), None)
     if bad is not None:
-        raise ConfigError(f"--seeds {text!r} holds seed {bad}; expected seeds from 0 to {2**32 - 1} (or a count "
+        raise ConfigError(f"--seeds {text!r} holds seed {bad}; expected seeds from 0 to {MAX_SEED} (or a count "
                           "such as --seeds 4); fix --seeds")
     return seeds
 
