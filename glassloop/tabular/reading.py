@@ -25,7 +25,7 @@ MAX_COLUMNS = 10_000  # a wider table is a mistake (a sparse export, a transpose
 MAX_HEADER_BYTES = 1 << 20  # the header line is read in at most this many bytes
 MAX_NAME_CHARS = 60  # a column name longer than this is cut in messages
 PARQUET_SUFFIXES = (".parquet", ".pq")
-MEMORY_FACTOR = 4  # peak bytes per float64 cell while parsing, encoding and scaling (measured ~3x on pandas 3)
+MEMORY_FACTOR = 4  # float64 copies alive at the peak (parsed frame, encoded, scaled, tensors): an estimate, not measured
 SAMPLE_BYTES = 1 << 20  # the CSV rows sampled to estimate the row count
 
 
