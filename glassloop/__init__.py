@@ -38,6 +38,13 @@ _PUBLIC = {
     "DataError": ("glassloop.errors", "DataError"),
     "CheckpointError": ("glassloop.errors", "CheckpointError"),
     "CallbackError": ("glassloop.errors", "CallbackError"),
+    "InputError": ("glassloop.core.structured", "InputError"),
+    "TargetError": ("glassloop.core.guards", "TargetError"),
+    "ModelOutputError": ("glassloop.core.guards", "ModelOutputError"),
+    "LossError": ("glassloop.core.guards", "LossError"),
+    "DeviceError": ("glassloop.core.devices", "DeviceError"),
+    "TensorBoardLogger": ("glassloop.callbacks.tensorboard", "TensorBoardLogger"),
+    "baselines": ("glassloop.tabular.baselines", "compare_baselines"),
 }
 
 

@@ -48,8 +48,9 @@ class EpochBook:
         loss_sum, norm_sum, interrupted_ranks = distributed.all_reduce_tensor(shared).tolist()
         if interrupted_ranks and self.state.interrupted_by is None:  # this rank stops exactly as the others
             self.state.interrupted_by = int(signal.SIGTERM)
-            self.state.stop("interrupted on another rank; resume with gl.Checkpoint(run_dir, resume=True) or "
-                            "`glassloop resume DIR`")
+            self.state.should_stop = True
+            self.state.interrupt_reason = ("interrupted on another rank; resume with gl.Checkpoint(run_dir, "
+                                           "resume=True) or `glassloop resume DIR`")
         loss_value = loss.item() if math.isfinite(loss_sum) else loss_sum
         return loss_value, norm_sum / self.run.world_size
 

@@ -30,7 +30,12 @@ def fit(model: torch.nn.Module, train: Any, val: Any = None, loss: Any = "mse", 
         metrics: Any = None, progress: Any = "auto", verbose: bool = True, *, compute_loss: Any = None,
         scheduler_step: str = "auto", threads: Any = "auto", checks: bool = False, accumulate: int = 1,
         precision: str = "32", fused_step: bool = True) -> History:
-    """Train `model` on `train` with the lessons' loop and return its `History`. See README for every option."""
+    """Train `model` on `train` with the lessons' loop and return its `History`. See docs/loop.md for every option.
+
+    `train`/`val` may be `(inputs, targets)` with `inputs` a dict, tuple/list or nested structure of tensors: the
+    model is called as `model(**inputs)` for a dict and `model(*inputs)` for a tuple/list; batching, shuffling,
+    device moves and DDP sharding apply to every leaf.
+    """
     options = FitOptions(loss=loss, optimizer=optimizer, lr=lr, weight_decay=weight_decay, momentum=momentum,
                          epochs=epochs, batch_size=batch_size, shuffle=shuffle, scheduler=scheduler,
                          clip_grad_norm=clip_grad_norm, callbacks=callbacks, seed=seed, device=device,
@@ -106,8 +111,11 @@ def heartbeat(run: Run) -> History:
         book.finish(state.interrupted_by)
         hooks("on_fit_end", state)
     except BaseException as error:
-        state.exception = error
+        explained = run.explain(error)                                      #    first forward: one-line error
+        state.exception = error if explained is None else explained
         hooks("on_exception", state)
+        if explained is not None:
+            raise explained from None
         raise
     return state.history
 
@@ -124,5 +132,9 @@ def evaluate(model: torch.nn.Module, data: Any, loss: Any = "mse", metrics: Any 
 
 @torch.no_grad()
 def predict(model: torch.nn.Module, inputs: Any, batch_size: int | None = 8192, device: Any = None) -> torch.Tensor:
-    """Model outputs for `inputs` (tensor or array) under eval mode and no_grad, returned on the CPU."""
+    """Model outputs for `inputs` under eval mode and no_grad, returned on the CPU.
+
+    `inputs` is a tensor or array, or a structure of them: a dict is passed as `model(**inputs)`, a tuple or
+    list as `model(*inputs)` (see glassloop/core/structured.py); every leaf is split into the same row chunks.
+    """
     return predict_tensor(model, inputs, batch_size, device)

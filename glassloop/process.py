@@ -48,8 +48,10 @@ def install_signal_handlers(run: Any) -> dict[int, Any]:
             return
         # Order matters: whoever sees should_stop set must also see the signal (Checkpoint reads them so).
         state.interrupted_by = signum
-        state.stop(f"interrupted by {signal.Signals(signum).name} at epoch {state.epoch + 1}, step {state.step}; "
-                   "resume with gl.Checkpoint(run_dir, resume=True) or `glassloop resume DIR`")
+        state.should_stop = True  # the stop reason stays free for whoever decides to stop next (a monitor)
+        state.interrupt_reason = (f"interrupted by {signal.Signals(signum).name} at epoch {state.epoch + 1}, "
+                                  f"step {state.step}; resume with gl.Checkpoint(run_dir, resume=True) or "
+                                  "`glassloop resume DIR`")
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         try:

@@ -10,12 +10,11 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-import torch
 from torch import nn
 
 from glassloop.core import distributed
 from glassloop.core.accumulation import Accumulation
-from glassloop.core.batches import TensorBatcher, make_source
+from glassloop.core.batches import TensorBatcher, calls_structured, make_source
 from glassloop.core.building import (
     ambiguous_schedule_note,
     make_loss,
@@ -34,15 +33,18 @@ from glassloop.core.guards import (
     check_model,
     check_optimizer_owns_model,
     check_pairs,
+    explain_first_step,
+    input_leaves,
 )
 from glassloop.core.metrics import make_metrics
 from glassloop.core.options import FitOptions
 from glassloop.core.precision import Precision
 from glassloop.core.state import History, LoopState
+from glassloop.core.structured import StructuredCall
 from glassloop.core.torch_private import fast_step
 from glassloop.core.workloads import count_parameters
 from glassloop.epochs import EpochBook
-from glassloop.errors import ConfigError
+from glassloop.errors import ConfigError, GlassloopError
 
 
 class Run:
@@ -98,7 +100,9 @@ class Run:
         if val is not None:  # validate now, not after a whole epoch of training
             check_like_train(self.train, make_source(val, o.batch_size, False, None, "val"))
         if self.compute_loss is None:
-            check_pairs(self.train, self.module)
+            check_pairs(self.train, self.module, self.loss_fn)  # + every in-memory target row against the loss
+            if calls_structured(self.train):  # dict -> model(**inputs), tuple/list -> model(*inputs)
+                self.model = StructuredCall(self.model)  # outside the module: checkpoints save the same keys
 
     def build_optimizer(self) -> None:
         o = self.options
@@ -125,7 +129,9 @@ class Run:
         o = self.options
         eligible = (o.fused_step and self.micro.plain and self.compute_loss is None and not o.checks
                     and self.world_size == 1 and not self.batch_hooks and not self.after_backward_hooks
-                    and isinstance(self.train, TensorBatcher) and isinstance(self.train.tensors[0], torch.Tensor)
+                    and isinstance(self.train, TensorBatcher) and self.train.layout is None
+                    and not (isinstance(self.loss_fn.loss_fn, nn.CrossEntropyLoss)
+                             and self.train.tensors[-1].dtype.is_floating_point)  # probabilities: autograd's path
                     and fused_supports(self.module, self.loss_fn.loss_fn))
         return FusedStep(self.module, self.loss_fn.loss_fn, self.loss_fn) if eligible else None
 
@@ -179,10 +185,17 @@ class Run:
             setattr(self.state, name, value)
         self.callbacks(event, self.state)
 
+    def explain(self, error: BaseException) -> GlassloopError | None:
+        """Before the first optimizer step, a torch error about the inputs (features, dtype, embedding ids, a
+        forward() that refuses structured inputs) becomes one GlassloopError line; None leaves it as it is."""
+        if self.state.step or self.compute_loss is not None:
+            return None
+        return explain_first_step(error, input_leaves(self.train))
+
     def runtime_checks(self) -> None:
         from glassloop.doctor.runtime import check
 
-        if not isinstance(self.train, TensorBatcher) or self.compute_loss is not None:
+        if not isinstance(self.train, TensorBatcher) or self.train.layout is not None or self.compute_loss is not None:
             return
         inputs, targets = (t[: self.train.batch_size] for t in self.train.tensors)
         was_training = self.module.training

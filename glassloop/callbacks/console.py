@@ -58,7 +58,7 @@ class Console:
         self.started = time.perf_counter()
         self.printed_header = False  # a Console reused for another fit prints its own table
         self.extra_keys: list[str] = []
-        if state.resumed:
+        if state.resumed and not state.already_finished:
             self.print(f"Resuming at epoch {state.epoch + 1}/{state.epochs} (step {state.step}).")
         self.use_bar = self._want_bar(state)
         self.run_bar: Any = None

@@ -153,6 +153,7 @@ class LoopState:
     resumed: bool = False
     # What the loop and the built-in callbacks share, as typed fields (never string keys):
     interrupted_by: int | None = None  # SIGINT/SIGTERM number once a signal asked the run to stop
+    interrupt_reason: str | None = None  # set with interrupted_by; stop_reason stays for real decisions
     nonfinite: bool = False  # the non-finite guard stopped the run before a bad update
     partial_epoch: dict[str, Any] | None = None  # an epoch cut short by a signal (losses, norms, lr, seconds)
     restored_epoch: int | None = None  # the epoch whose weights EarlyStopping(restore_best) put back
@@ -167,7 +168,7 @@ class LoopState:
 
     def final_stop_reason(self) -> str:
         """Why the run ended: what stopped it, or that it completed all its epochs."""
-        return self.stop_reason or f"completed {self.epochs} epochs"
+        return self.stop_reason or self.interrupt_reason or f"completed {self.epochs} epochs"
 
     def stop(self, reason: str) -> None:
         """Ask the loop to end after the current epoch (or step), saying why."""

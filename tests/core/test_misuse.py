@@ -128,8 +128,6 @@ def test_each_misuse_is_one_line_naming_what_was_received_and_the_fix_before_any
     assert all(torch.equal(before[key], after[key]) for key in before), "an optimizer step happened"
 
 
-@pytest.mark.xfail(raises=RuntimeError, strict=False,
-                   reason="the fused step takes probability targets for class indices (requests_guards.md item 2c)")
 def test_cross_entropy_probabilities_still_train():
     x4, _ = data()
     soft = torch.softmax(torch.randn(ROWS, 3), 1)
