@@ -79,6 +79,9 @@ def fit_parser() -> ArgumentParser:
     add("--weight-decay", type=float, help="default 0")
     add("--scheduler", choices=["step", "exponential", "cosine", "warmup_cosine", "plateau", "onecycle"])
     add("--clip", type=float, help="clip the gradient norm to this value")
+    add("--accumulate", type=int, help="micro-batches per optimizer step (gradient accumulation; default 1)")
+    add("--precision", choices=["32", "bf16", "16-mixed"], help="mixed precision (default 32)")
+    add("--tensorboard", metavar="DIR", help="also write TensorBoard event files to DIR")
     add("--patience", type=int, help="early-stopping patience in epochs (default 20)")
     add("--seed", type=int, help="seed for the split, the initial weights and the batches (default 0)")
     add("--class-weight", choices=["balanced", "none"], help="classification: weight the loss by the training "

@@ -11,7 +11,9 @@ def main(argv: list[str]) -> int:
                             description="Continue an interrupted 'glassloop fit' run from its latest.pt.")
     parser.add_argument("run_dir", help="the run directory (holds config.json and latest.pt)")
     parser.add_argument("--no-mlflow", dest="mlflow", action="store_false", help="do not log to MLflow")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="train to N epochs in all: extends a finished run (exact when its schedule allows)")
     args = parser.parse_args(argv)
     from glassloop.tabular.runs import resume_run
 
-    return resume_run(args.run_dir, args.mlflow)
+    return resume_run(args.run_dir, args.mlflow, epochs=args.epochs)

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from glassloop.callbacks.tracking import client as tracking_client
 from glassloop.callbacks.tracking import experiment_id
 from glassloop.core.state import shown_epoch
 from glassloop.errors import ConfigError
@@ -37,12 +38,11 @@ def log_to_mlflow(result: SweepResult, settings: Any, options: dict[str, Any]) -
     """Log the sweep; returns the parent run's id."""
     try:
         from mlflow.entities import Metric, Param
-        from mlflow.tracking import MlflowClient
     except ImportError:
         raise ConfigError("mlflow is not installed; pip install mlflow, or pass mlflow=None") from None
     settings = mlflow_settings(settings)
     uri = settings.get("tracking_uri")
-    client = MlflowClient(tracking_uri=uri)
+    client = tracking_client(uri)
     experiment = experiment_id(client, settings.get("experiment", "glassloop-sweep"), uri)
     now = int(time.time() * 1000)
     parent_id = client.create_run(experiment, run_name=settings.get("run_name", "sweep"),

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from glassloop.callbacks.tracking import client as tracking_client
 from glassloop.errors import ConfigError
 
 BASELINES = ("linear", "forest")
@@ -184,11 +185,10 @@ def log_baselines(baselines: dict[str, dict[str, Any]], *, tracking_uri: str | N
     """One sibling run per baseline in `experiment`, tagged with the network's run id (and mlflow.parentRunId, so
     the UI nests them), with the same metric names; the network's comparable metrics go on its own run. The
     MlflowClient leaves the global active run untouched."""
-    from mlflow.tracking import MlflowClient
 
     from glassloop.callbacks.tracking import experiment_id
 
-    client = MlflowClient(tracking_uri=tracking_uri)
+    client = tracking_client(tracking_uri)
     experiment_key = experiment_id(client, experiment, tracking_uri)
     if parent_run_id is not None:
         for key, value in (network or {}).items():

@@ -417,6 +417,9 @@ class FitConfig(BaseModel):
     experiment: Text = "glassloop"
     impute: ImputeStrategy | None = None  # None: a missing feature value is refused
     class_weight: Literal["balanced", "none"] = "none"
+    accumulate: Annotated[int, Field(ge=1, le=1024)] = 1  # micro-batches per optimizer step
+    precision: Literal["32", "bf16", "16-mixed"] = "32"
+    tensorboard: Text | None = None  # also write TensorBoard event files to this folder
 
     @model_validator(mode="after")
     def _split_needs_time(self) -> FitConfig:

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from glassloop.core.distributed import is_main_process
+from glassloop.core.options import MAX_EPOCHS
 from glassloop.errors import CheckpointError, ConfigError, DataError, GlassloopError, one_line
 from glassloop.tabular import record as records
 from glassloop.tabular import rundir
@@ -109,6 +110,7 @@ def train_network(model: Any, source: TableSource, out: Path, record: records.Ru
         optimizer=options.optimizer, lr=options.lr, weight_decay=options.weight_decay, momentum=options.momentum,
         epochs=options.epochs, batch_size=options.batch_size, scheduler=options.scheduler,
         clip_grad_norm=options.clip, callbacks=callbacks, seed=options.seed,
+        accumulate=options.accumulate, precision=options.precision,
         metrics=["accuracy"] if source.transform.task == "classification" else None,
     )
     if history.signal is not None:  # interrupted: latest.pt (or config.json alone) holds the position
@@ -136,6 +138,8 @@ def run_callbacks(out: Path, record: records.RunRecord, resume: bool) -> tuple[l
                                  run_name=out.resolve().name + ("-resumed" if resume else ""),
                                  tags=run_tags(record), log_model=False)
         callbacks.append(logger)
+    if record.options.tensorboard:
+        callbacks.append(gl.TensorBoardLogger(record.options.tensorboard))
     return callbacks, logger
 
 
@@ -318,13 +322,21 @@ def _new_record(data_path: Path, config: FitConfig, out: Path, source: TableSour
 
 
 # ----------------------------------------------------------------------------------------------- resume
-def resume_run(directory: str, mlflow: bool = True) -> int:
-    """`glassloop resume DIR`: rebuild data, transform and model from config.json, continue from latest.pt (or
-    start from config.json when the run was killed before its first checkpoint)."""
+def resume_run(directory: str, mlflow: bool = True, epochs: int | None = None) -> int:
+    """`glassloop resume DIR [--epochs N]`: rebuild data, transform and model from config.json, continue from
+    latest.pt (or start from config.json when the run was killed before its first checkpoint). With `epochs`, a
+    finished run is extended to N epochs (the Checkpoint refuses, in one line, what cannot be extended exactly)."""
     run_dir, record, raw = records.read_run(directory)
     lock = rundir.RunLock(run_dir, f"glassloop resume {run_dir}").acquire()
     try:
-        return _resume_locked(run_dir, record, raw, mlflow)
+        if epochs is not None and epochs != record.options.epochs:
+            if isinstance(epochs, bool) or not 1 <= epochs <= MAX_EPOCHS:
+                raise ConfigError(f"--epochs {epochs} must be from 1 to {MAX_EPOCHS}; expected the total epochs to "
+                                  "train to; fix --epochs")
+            options = record.options.model_copy(update={"epochs": epochs})
+            record = record.model_copy(update={"options": options})
+            records.write_json(run_dir / "config.json", {**raw, "options": {**raw["options"], "epochs": epochs}})
+        return _resume_locked(run_dir, record, raw, mlflow, extend=epochs is not None)
     except OSError as error:
         raise ConfigError(f"writing the run directory {str(run_dir)!r} failed ({rundir.os_reason(error)}); expected "
                           f"a writable disk with free space; fix that, then 'glassloop resume {run_dir}' again") from None
@@ -332,16 +344,19 @@ def resume_run(directory: str, mlflow: bool = True) -> int:
         lock.release()
 
 
-def _resume_locked(run_dir: Path, record: records.RunRecord, raw: dict[str, Any], mlflow: bool) -> int:
+def _resume_locked(run_dir: Path, record: records.RunRecord, raw: dict[str, Any], mlflow: bool,
+                   extend: bool = False) -> int:
     latest = run_dir / "latest.pt"
     start_epoch, started = 0, latest.is_file()
     if started:
         checkpoint = load_weights(records.model_from_record(record), latest, kind="latest")  # foreign: one line
-        if checkpoint.get("finished") and (run_dir / "summary.json").is_file():
+        done = int(checkpoint.get("epoch", 0))
+        if checkpoint.get("finished") and (run_dir / "summary.json").is_file() and not (
+                extend and record.options.epochs > done):
             history = checkpoint.get("history") if isinstance(checkpoint.get("history"), dict) else {}
             print(f"glassloop resume: run in {run_dir} already finished ({history.get('stop_reason') or 'finished'}); "
-                  f"nothing to resume. Its verdict is in {run_dir / 'summary.json'}; to train again, start a new run "
-                  "with 'glassloop fit'")
+                  f"nothing to resume. Its verdict is in {run_dir / 'summary.json'}; to train longer, "
+                  f"'glassloop resume {run_dir} --epochs N' (N > {done}), or start a new run with 'glassloop fit'")
             return 0
         start_epoch = int(checkpoint.get("epoch", 0))
     else:

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from glassloop.callbacks.tracking import client as tracking_client
 from glassloop.errors import ConfigError, one_line
 from glassloop.tabular import record as records
 from glassloop.tabular.baselines import log_baselines
@@ -37,14 +38,13 @@ def quiet_mlflow() -> Iterator[None]:
 def open_store(uri: str | None) -> str:
     """The explicit URI, else MLflow's default, resolved (a relative SQLite path made absolute) and opened now."""
     import mlflow
-    from mlflow.tracking import MlflowClient
 
     chosen = uri or mlflow.get_tracking_uri()
     if chosen.startswith("sqlite:///") and not chosen.startswith("sqlite:////") and ":memory:" not in chosen:
         chosen = f"sqlite:///{Path(chosen[len('sqlite:///'):]).resolve()}"
     try:
         with quiet_mlflow():
-            MlflowClient(tracking_uri=chosen).search_experiments(max_results=1)
+            tracking_client(chosen).search_experiments(max_results=1)  # schema created under the store's lock
     except Exception as error:  # MLflow raises many types for unusable stores
         raise ConfigError(f"cannot use MLflow tracking URI {chosen!r} ({type(error).__name__}: "
                           f"{one_line(str(error))[:160]}); expected e.g. sqlite:///mlflow.db or http://host:5000; "
@@ -98,7 +98,6 @@ def log_run(out: Path, record: records.RunRecord, logger: Any, network: dict[str
     settings = record.mlflow
     run_id = getattr(logger, "run_id", None)
     try:
-        from mlflow.tracking import MlflowClient
 
         with quiet_mlflow():
             info = log_baselines(baselines, tracking_uri=settings.tracking_uri, experiment=settings.experiment,
@@ -107,7 +106,7 @@ def log_run(out: Path, record: records.RunRecord, logger: Any, network: dict[str
                                          "train_rows": record.split.get("train_rows"),
                                          "val_rows": record.split.get("val_rows")})
             if run_id is not None:
-                client = MlflowClient(tracking_uri=settings.tracking_uri)
+                client = tracking_client(settings.tracking_uri)
                 _log_params(client, run_id, record_params(record))
                 info["model_uri"] = log_table_model(client, run_id, out, record, model, source)
         return info
