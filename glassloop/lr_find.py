@@ -35,6 +35,7 @@ from glassloop.core.batches import make_source
 from glassloop.core.building import make_loss, make_optimizer
 from glassloop.core.gradients import clear_gradients
 from glassloop.core.rules import choose_threads
+from glassloop.core.structured import call_model
 from glassloop.errors import ConfigError
 
 RULES = ("min/10", "steepest")
@@ -184,7 +185,7 @@ def _sweep(model: torch.nn.Module, optimizer: torch.optim.Optimizer, source: Any
         clear_gradients(parameters)                                  # 1. zero_grad
         if compute_loss is None:
             inputs, targets = batch
-            value = loss_fn(model(inputs), targets)                  # 2-3. forward + loss
+            value = loss_fn(call_model(model, inputs), targets)      # 2-3. forward + loss
         else:
             value = compute_loss(model, batch)
         value.backward()                                             # 4. backward

@@ -221,6 +221,9 @@ def tensor_pair(data: Any, batch_size: int | None, name: str) -> tuple[torch.Ten
     if not isinstance(source, TensorBatcher):
         raise ConfigError(f"sweep {name} data must be an (inputs, targets) pair of tensors or arrays, not "
                           f"{type(data).__name__}; every configuration gathers its own batches from memory")
+    if getattr(source, "layout", None) is not None:
+        raise ConfigError("gl.sweep trains plain (inputs, targets) tensors; structured inputs (a dict or tuple of "
+                          "tensors) train with gl.fit")
     inputs, targets = source.tensors
     return inputs, targets
 
