@@ -299,6 +299,7 @@ class Checkpoint:
             state.history.to_csv(self.run_dir / "history.csv")
             if self.plot:
                 self._plot(state)
+        remove_stale_temporaries(self.run_dir)  # every write of this run has landed: dead writers' leftovers go
         if self.save_best and state.history.records and not self.best_path.exists():
             print(f"glassloop: no best.pt in {self.run_dir}: no epoch had a finite {state.history.monitor} with "
                   "finite weights yet, so there are no weights worth keeping (lower the learning rate ~10x or add "

@@ -145,7 +145,7 @@ def log_table_model(client: Any, run_id: str, out: Path, record: records.RunReco
         weights = Path(folder) / "weights.pt"
         torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, weights)
         output = TableModel.from_files(out / "config.json", weights).predict(None, example)
-        previous = mlflow.get_tracking_uri()
+        previous = explicit_tracking_uri()  # None when the user never set one: restored as unset, not pinned
         mlflow.set_tracking_uri(record.mlflow.tracking_uri)
         try:
             with mlflow.start_run(run_id=run_id):
@@ -165,3 +165,10 @@ def _requirements() -> list[str]:
 
     return [f"{name}=={version(name)}" for name in ("torch", "numpy", "pandas", "mlflow", "scikit-learn",
                                                      "pyarrow")]
+
+
+def explicit_tracking_uri() -> str | None:
+    """The URI set with `mlflow.set_tracking_uri`, or None when MLflow falls back to $MLFLOW_TRACKING_URI."""
+    from mlflow.tracking._tracking_service import utils
+
+    return getattr(utils, "_tracking_uri", None)
