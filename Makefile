@@ -16,7 +16,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	.venv/bin/ruff check .
 	.venv/bin/lint-imports
-	$(PY) -m pytest -n 2
+	$(PY) -m pytest -n 2 --durations=15
 
 bench: $(STAMP)
 	$(PY) bench/speed.py
