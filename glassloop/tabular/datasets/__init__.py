@@ -1,4 +1,4 @@
-"""Small example tables shipped with glassloop (DESIGN §4): `crop` (lesson 003) and `house` (lesson 002).
+"""Small example tables shipped with glassloop (docs/tabular.md): `crop` (lesson 003) and `house` (lesson 002).
 
     from glassloop.tabular import datasets
     frame = datasets.load("crop")          # pandas.DataFrame

@@ -1,4 +1,4 @@
-"""Generate the `crop` dataset (DESIGN §4, lesson 003): 48 harvest records, deterministic.
+"""Generate the `crop` dataset (lesson 003): 48 harvest records, deterministic.
 
 Four farms, two harvests a year (spring and autumn) over six years, 2019-2024. Each record has the season's
 weather (rainfall, mean temperature, sun hours), the farm's inputs (fertiliser, soil moisture at sowing), the
