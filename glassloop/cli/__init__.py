@@ -89,10 +89,25 @@ def main(argv: list[str] | None = None) -> int:
     if not isinstance(sys.stdout, ClosedPipeSafe) and sys.stdout is not None and sys.stdout is sys.__stdout__:
         sys.stdout = ClosedPipeSafe(sys.stdout)
     try:
-        return dispatch(list(sys.argv[1:] if argv is None else argv))
+        code = dispatch(list(sys.argv[1:] if argv is None else argv))
+        if code in (130, 143) and argv is None:  # the real process, interrupted and saved: a further Ctrl-C
+            quiet_exit()                          # must not break the interpreter's exit
+        return code
     finally:
         if isinstance(sys.stdout, ClosedPipeSafe):
             sys.stdout.flush()
+
+
+def quiet_exit() -> None:
+    """After an interrupted run has been saved, ignore further SIGINT/SIGTERM so a second Ctrl-C during the
+    interpreter's shutdown (torch's atexit handlers) cannot print a traceback."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(ValueError, OSError):
+                signal.signal(signum, signal.SIG_IGN)
 
 
 def dispatch(argv: list[str]) -> int:
