@@ -196,6 +196,10 @@ def keep_previous(path: Path) -> None:
         write_file(path.read_bytes(), previous)
         return
     os.replace(link, previous)
+    # rename(2) does nothing when both names are already links to one file (the previous state is the current
+    # one): the temporary name would stay behind.
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(link)
 
 
 def process_alive(pid: int) -> bool:

@@ -58,7 +58,10 @@ def test_pyfunc_model_on_raw_rows_equals_glassloop_predict(tmp_path, kind: str) 
     expected = pd.read_csv(tmp_path / "p.csv")
     raw = pd.read_csv(data)  # the raw table: text columns (farm, date) included
     mlflow.set_tracking_uri(uri)  # models:/ URIs resolve through the store that holds them
-    got = mlflow.pyfunc.load_model(model_uri).predict(raw)
+    try:
+        got = mlflow.pyfunc.load_model(model_uri).predict(raw)
+    finally:
+        mlflow.set_tracking_uri(None)  # leave MLflow's global state as other tests expect it
     prediction = [c for c in expected.columns if c.startswith(("predicted_", "probability_"))]
     assert list(got.columns) == prediction
     for column in prediction:
