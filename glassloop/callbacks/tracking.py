@@ -70,7 +70,7 @@ def check_tracking_uri(tracking_uri: str | None) -> None:
 @contextlib.contextmanager
 def quiet_mlflow() -> Iterator[None]:
     """MLflow's and alembic's INFO lines (schema creation) kept off stderr; warnings and errors still show."""
-    loggers = [logging.getLogger(name) for name in ("mlflow", "alembic")]
+    loggers = [logging.getLogger(name) for name in ("mlflow", "alembic", "alembic.runtime.migration")]
     levels = [logger.level for logger in loggers]
     for logger in loggers:
         if logger.getEffectiveLevel() < logging.WARNING:

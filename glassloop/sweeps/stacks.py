@@ -8,15 +8,16 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import nn
 
+from glassloop.core.fused import BACKWARD as ACTIVATION_BACKWARD
+from glassloop.core.fused import FORWARD as ACTIVATION_FORWARD
 from glassloop.errors import ConfigError
 
-ACTIVATIONS = (nn.ReLU, nn.Tanh, nn.Sigmoid, nn.Identity)
+ACTIVATIONS = tuple(ACTIVATION_FORWARD)  # the element-wise activations the hand-written backward knows
 
 
 def make_stack(models: list[nn.Module], method: str, device: torch.device) -> Any:
@@ -135,18 +136,6 @@ class SequentialStack:
 
     def train(self, mode: bool = True) -> None:
         pass  # no dropout or batch norm on this path
-
-
-ACTIVATION_FORWARD: dict[type, Callable[[torch.Tensor], torch.Tensor]] = {
-    nn.ReLU: torch.relu, nn.Tanh: torch.tanh, nn.Sigmoid: torch.sigmoid, nn.Identity: lambda h: h,
-}
-# Each backward uses the activation's output, which is what autograd saves too.
-ACTIVATION_BACKWARD: dict[type, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
-    nn.ReLU: lambda g, out: torch.ops.aten.threshold_backward(g, out, 0),
-    nn.Tanh: lambda g, out: torch.ops.aten.tanh_backward(g, out),
-    nn.Sigmoid: lambda g, out: torch.ops.aten.sigmoid_backward(g, out),
-    nn.Identity: lambda g, out: g,
-}
 
 
 class FunctionalStack:

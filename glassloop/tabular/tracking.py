@@ -3,16 +3,14 @@ sibling runs, and a self-contained pyfunc model that takes raw rows (glassloop.t
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import os
 import sys
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from glassloop.callbacks.tracking import client as tracking_client
+from glassloop.callbacks.tracking import quiet_mlflow
 from glassloop.errors import ConfigError, one_line
 from glassloop.tabular import record as records
 from glassloop.tabular.baselines import log_baselines
@@ -21,18 +19,6 @@ MODEL_MODULE = Path(__file__).with_name("mlflow_model.py")
 EXAMPLE_ROWS = 5
 
 
-@contextlib.contextmanager
-def quiet_mlflow() -> Iterator[None]:
-    """MLflow's and alembic's INFO lines (schema migrations of a new SQLite store) stay off stderr."""
-    loggers = [logging.getLogger(name) for name in ("alembic", "mlflow", "alembic.runtime.migration")]
-    levels = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        for logger, level in zip(loggers, levels, strict=True):
-            logger.setLevel(level)
 
 
 def open_store(uri: str | None) -> str:
