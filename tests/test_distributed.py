@@ -15,7 +15,13 @@ ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
 
 def torchrun(*args, timeout=240):
     command = [PYTHON, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", *args]
-    return subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=timeout)
+    result = subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=timeout)
+    if result.returncode != 0 and "SIGABRT" in result.stderr and "Traceback (most recent call last)" not in \
+            result.stderr.split("ChildFailedError")[0]:
+        # Seen once in ~10 clean-clone runs: a rank aborted inside gloo's C++ ("terminate called without an
+        # active exception") with no Python error. A launcher-level abort is retried once; a wrong result never is.
+        result = subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=timeout)
+    return result
 
 
 @pytest.fixture(scope="module")
