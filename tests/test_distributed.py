@@ -2,7 +2,9 @@
 elastic restart after a rank is killed resumes from latest.pt."""
 
 import os
+import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 import torch
@@ -19,7 +21,11 @@ def torchrun(*args, timeout=240):
     if result.returncode != 0 and "SIGABRT" in result.stderr and "Traceback (most recent call last)" not in \
             result.stderr.split("ChildFailedError")[0]:
         # Seen once in ~10 clean-clone runs: a rank aborted inside gloo's C++ ("terminate called without an
-        # active exception") with no Python error. A launcher-level abort is retried once; a wrong result never is.
+        # active exception") with no Python error. A launcher-level abort is retried once, from an empty run
+        # directory; a wrong result never is.
+        for folder in (Path(a) for a in args if Path(a).is_dir()):
+            shutil.rmtree(folder)
+            folder.mkdir()
         result = subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=timeout)
     return result
 
