@@ -18,7 +18,6 @@ from typing import Any
 
 import torch
 
-from glassloop.callbacks.early_stopping import EarlyStopping
 from glassloop.core.checkpoint import (
     FileWriter,
     envelope,
@@ -249,14 +248,10 @@ class Checkpoint:
 
     @staticmethod
     def stop_reason_besides_signal(state: Any) -> str | None:
-        """Why the run ends at this epoch whether or not a signal came: a stop asked before the signal, or early
-        stopping's decision (its reason is lost when a signal stopped the run first). A signal alone is None, so
-        a run signalled in its last or its early-stopping epoch is saved as finished, as if nothing happened."""
-        if state.stop_reason is not None and not (state.interrupted_by and state.stop_reason.startswith("interrupted")):
-            return state.stop_reason
-        decided = [c.stopped_reason for c in state.callbacks
-                   if isinstance(c, EarlyStopping) and c.stopped_epoch == state.record.get("epoch")]
-        return decided[0] if decided else None
+        """Why the run ends at this epoch whether or not a signal came: a signal only sets `interrupt_reason`,
+        so `stop_reason` is a real decision (early stopping's, a user callback's). A signal alone is None, so a
+        run signalled in its last or its early-stopping epoch is saved as finished, as if nothing happened."""
+        return state.stop_reason
 
     def keep_best(self, state: Any, record: dict[str, Any]) -> None:
         """best.pt stays a plain dict (torch.load(path, weights_only=True)["model"] is a state_dict) and never
