@@ -303,6 +303,10 @@ class Prepared:
     task_reason: str
     skipped: list[str]
 
+    @property
+    def split_info(self) -> dict[str, Any]:  # the name the streamed table uses too (tabular/sources.py)
+        return self.split
+
 
 def prepare(frame: pd.DataFrame, target: str, features: list[str] | None = None, task: Task | None = None,
             split: Literal["random", "temporal"] = "random", time_column: str | None = None,

@@ -66,11 +66,10 @@ def _split_text(split: dict[str, Any]) -> str:
     return f"random, seed {split['seed']}"
 
 
-@dataclass
-class InMemoryTable:
-    prepared: Prepared
-    path: Path
-    rows: int
+class PreparedView:
+    """What both table sources read from their prepared table (in memory or streamed)."""
+
+    prepared: Any
 
     @property
     def transform(self) -> TableTransform:
@@ -82,7 +81,7 @@ class InMemoryTable:
 
     @property
     def split_info(self) -> dict[str, Any]:
-        return self.prepared.split
+        return self.prepared.split_info
 
     @property
     def task_reason(self) -> str:
@@ -91,6 +90,13 @@ class InMemoryTable:
     @property
     def skipped(self) -> list[str]:
         return self.prepared.skipped
+
+
+@dataclass
+class InMemoryTable(PreparedView):
+    prepared: Prepared
+    path: Path
+    rows: int
 
     def describe(self) -> str:
         split, transform = self.split_info, self.transform
@@ -118,7 +124,7 @@ class InMemoryTable:
 
 
 @dataclass
-class ParquetTable:
+class ParquetTable(PreparedView):
     prepared: streaming.StreamPrepared
     options: dict[str, Any]  # --stream / --stream-threshold-mb as given
 
@@ -129,26 +135,6 @@ class ParquetTable:
     @property
     def rows(self) -> int:
         return self.prepared.rows
-
-    @property
-    def transform(self) -> TableTransform:
-        return self.prepared.transform
-
-    @transform.setter
-    def transform(self, value: TableTransform) -> None:
-        self.prepared.transform = value
-
-    @property
-    def split_info(self) -> dict[str, Any]:
-        return self.prepared.split_info
-
-    @property
-    def task_reason(self) -> str:
-        return self.prepared.task_reason
-
-    @property
-    def skipped(self) -> list[str]:
-        return self.prepared.skipped
 
     def describe(self) -> str:
         p, split = self.prepared, self.prepared.split_info
