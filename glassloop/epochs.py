@@ -27,6 +27,7 @@ class EpochBook:
     def start_epoch(self) -> tuple[list[float], list[float], float]:
         """Empty accumulators, or those of an epoch interrupted mid-way and now resumed."""
         self.run.micro.start_epoch(self.run.train)
+        self.run.gradients.refresh()  # a restore (resume, user code) may have replaced the flat buffers' views
         partial, self.state.partial_epoch = self.state.partial_epoch, None
         if partial is None:
             self.epoch_lr = self.run.optimizer.param_groups[0]["lr"]  # the LR this epoch trains with

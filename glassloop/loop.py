@@ -16,7 +16,6 @@ from typing import Any
 import torch
 
 from glassloop.core.evaluation import evaluate_source, predict_tensor
-from glassloop.core.gradients import clear_gradients, grad_norm
 from glassloop.core.options import FitOptions
 from glassloop.core.state import History
 from glassloop.process import process_guards
@@ -60,7 +59,7 @@ def heartbeat(run: Run) -> History:
                 if run.batch_hooks:
                     run.announce("on_batch_start", batch=batch, batch_index=index)
                 if micro.starts_group(index):
-                    clear_gradients(run.parameters)                         # 1. optimizer.zero_grad()
+                    run.gradients.clear()                                   # 1. optimizer.zero_grad()
                 if fused is not None:                                       #    the same step by hand, no graph:
                     loss = fused(*batch)                                    # 2-4. forward, loss, backward (fused.py)
                 else:
@@ -80,7 +79,7 @@ def heartbeat(run: Run) -> History:
                 if run.after_backward_hooks:
                     run.announce("on_after_backward", loss=loss)
                 run.precision.unscale(run.optimizer)                        #    fp16: true gradients first
-                norm = grad_norm(run.parameters, run.clip_grad_norm)        # 5. pre-clip norm; clip if asked
+                norm = run.gradients.norm(run.clip_grad_norm)               # 5. pre-clip norm; clip if asked
                 loss_value, norm_value = book.read(loss, norm)
                 if not math.isfinite(loss_value + norm_value):              #    never step on NaN/Inf
                     if run.precision.scaler is not None and math.isfinite(loss_value):

@@ -24,6 +24,7 @@ from glassloop.core.building import (
 )
 from glassloop.core.devices import resolve_device, seed_everything
 from glassloop.core.events import EVENTS, CallbackList
+from glassloop.core.flat import FlatOptimizer
 from glassloop.core.fused import FusedStep
 from glassloop.core.fused import supports as fused_supports
 from glassloop.core.guards import (
@@ -77,6 +78,7 @@ class Run:
                                             *(f"val_{name}" for name in self.metrics if self.val is not None)])
         self.fused = self.build_fused_step()
         self.state.history.step_path = "fused" if self.fused is not None else "autograd"
+        self.gradients = self.build_gradients()
         self.book = EpochBook(self)
         if options.checks:
             self.runtime_checks()
@@ -134,6 +136,18 @@ class Run:
                              and self.train.tensors[-1].dtype.is_floating_point)  # probabilities: autograd's path
                     and fused_supports(self.module, self.loss_fn.loss_fn))
         return FusedStep(self.module, self.loss_fn.loss_fn, self.loss_fn) if eligible else None
+
+    def build_gradients(self) -> FlatOptimizer:
+        """Clear, norm/clip and step: over one flat buffer (glassloop/core/flat.py) for an optimizer built by name
+        when no per-batch callback can see or replace a tensor mid-epoch; else torch's per-tensor path."""
+        o = self.options
+        enabled = (o.fused_step and isinstance(o.optimizer, str) and self.world_size == 1 and self.micro.plain
+                   and self.precision.scaler is None and not self.batch_hooks and not self.after_backward_hooks)
+        gradients = FlatOptimizer(self.optimizer, self.parameters, self.optimizer_step, enabled)
+        gradients.overwritten = self.fused is not None  # the fused step writes every gradient: no clearing
+        if enabled:
+            self.optimizer_step = gradients.step
+        return gradients
 
     def build_callbacks(self) -> list[Any]:
         from glassloop.callbacks.console import Console

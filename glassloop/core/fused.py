@@ -1,11 +1,10 @@
 """A fused step for the lessons' model family: an `nn.Sequential` of `Linear` layers and element-wise
 activations (ReLU, Tanh, Sigmoid, Identity) trained with a built-in mean-reduced loss (MSE, cross-entropy).
 
-It is an optimisation of the same step, not another algorithm: the forward pass is one `addmm` per Linear, and
-the backward pass calls the very derivative kernels autograd would call (`mse_loss_backward`,
+It is an optimisation of the same step, not another algorithm: the forward pass is one `F.linear` (`addmm`) per
+Linear, and the backward pass calls the very derivative kernels autograd would call (`mse_loss_backward`,
 `threshold_backward`, `mm` with the same operand order), so the gradients equal autograd's (tests compare them
-to 1e-6 relative on random shapes and activations) while the graph bookkeeping of autograd's engine is
-skipped. The heartbeat uses it only when nothing needs autograd: no batch hooks, no probes, no custom
+to 1e-6 relative on random shapes and activations) while the graph bookkeeping of autograd's engine is skipped. The heartbeat uses it only when nothing needs autograd: no batch hooks, no probes, no custom
 `compute_loss`, no accumulation or mixed precision, float32 parameters, and `fused_step` not turned off.
 Learners read the lesson's `loss.backward()` path; `History.step_path` and `show_loop()` say which one ran.
 """
@@ -66,44 +65,68 @@ def watched_globally() -> bool:
 
 
 class FusedStep:
-    """`loss = step(inputs, targets)`: forward, loss and backward by hand; every parameter's `.grad` is set."""
+    """`loss = step(inputs, targets)`: forward, loss and backward by hand; every parameter's `.grad` is set.
+
+    The plan (each Linear's weight and bias, each activation's forward and derivative) is read from the modules
+    once: the per-step loop touches no `nn.Module` attribute. The parameters are the modules' own objects, so
+    a new storage behind them (glassloop/core/flat.py, a restore) is seen at once.
+    """
 
     def __init__(self, model: nn.Sequential, loss_fn: Any, guard: Any = None) -> None:
-        self.modules = list(model)
+        self.plan: list[tuple[Any, Any, Any]] = []  # (weight, bias, None) for a Linear; (None, forward, backward)
+        for module in model:
+            if type(module) is nn.Linear:
+                self.plan.append((module.weight, module.bias, None))
+            else:
+                self.plan.append((None, FORWARD[type(module)], BACKWARD[type(module)]))
         self.kind = loss_kind(loss_fn)
         self.guard = guard  # the run's ShapeGuard: the first batch gets the same checks as the autograd path
+        self.ones: dict[tuple[torch.dtype, torch.device], torch.Tensor] = {}
 
     @torch.no_grad()
     def __call__(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         kept: list[torch.Tensor] = []  # each Linear's input, each activation's output
         h = inputs
-        for module in self.modules:
-            if type(module) is nn.Linear:
+        for weight, second, _ in self.plan:
+            if weight is not None:
                 kept.append(h)
-                w = module.weight
-                h = h.mm(w.t()) if module.bias is None else torch.addmm(module.bias, h, w.t())
+                h = nn.functional.linear(h, weight, second)  # addmm(bias, h, weight.t()), as nn.Linear
             else:
-                h = FORWARD[type(module)](h)
+                h = second(h)
                 kept.append(h)
         if self.guard is not None and not self.guard.checked:
             self.guard(h, targets)  # shapes, dtypes, a scalar loss: the same one-line errors as loss.backward()'s path
         loss, g = self.loss_and_grad(h, targets)
-        for position in range(len(self.modules) - 1, -1, -1):
-            module, saved = self.modules[position], kept[position]
-            if type(module) is not nn.Linear:
-                g = BACKWARD[type(module)](g, saved)
+        for position in range(len(self.plan) - 1, -1, -1):
+            (weight, bias, backward), saved = self.plan[position], kept[position]
+            if weight is None:
+                g = backward(g, saved)
                 continue
-            module.weight.grad = g.t().mm(saved)  # autograd's mm_mat2_backward for weight.t()
-            if module.bias is not None:
-                module.bias.grad = g.sum(0)
+            if weight.grad is None:  # per-tensor gradients: new tensors, as autograd makes them
+                weight.grad = g.t().mm(saved)  # autograd's mm_mat2_backward for weight.t()
+                if bias is not None:
+                    bias.grad = g.sum(0)
+            else:  # views of glassloop/core/flat.py's buffer: written in place, same kernels
+                torch.mm(g.t(), saved, out=weight.grad)
+                if bias is not None:
+                    torch.sum(g, 0, out=bias.grad)
             if position > 0:
-                g = g.mm(module.weight)  # autograd's mm_mat1_backward
+                g = g.mm(weight)  # autograd's mm_mat1_backward
         return loss
 
+    def one(self, like: torch.Tensor) -> torch.Tensor:
+        key = (like.dtype, like.device)
+        if key not in self.ones:
+            self.ones[key] = torch.ones((), dtype=like.dtype, device=like.device)
+        return self.ones[key]
+
     def loss_and_grad(self, outputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        one = torch.ones((), dtype=outputs.dtype, device=outputs.device)
+        one = self.one(outputs)
         if self.kind == "mse":
-            return (nn.functional.mse_loss(outputs, targets),
+            if outputs.shape != targets.shape:  # broadcasting: F.mse_loss's own warning and rules
+                return (nn.functional.mse_loss(outputs, targets),
+                        torch.ops.aten.mse_loss_backward(one, outputs, targets, MEAN))
+            return (torch.ops.aten.mse_loss(outputs, targets, MEAN),
                     torch.ops.aten.mse_loss_backward(one, outputs, targets, MEAN))
         log_probabilities = torch.log_softmax(outputs, 1)
         loss, total_weight = torch.ops.aten.nll_loss_forward(log_probabilities, targets, None, MEAN, -100)

@@ -1,5 +1,6 @@
-"""The one module that touches private torch APIs: the fused Adam/AdamW kernels (`torch._fused_adam_`,
-`torch._fused_adamw_`) and the optimizer's step-hook dicts. `tests/core/test_torch_private.py` is the canary.
+"""The one module that touches private torch APIs: the fused optimizer kernels (`torch._fused_adam_`,
+`torch._fused_adamw_`, `torch._fused_sgd_`), the optimizer's step-hook dicts and the flag torch's LR schedulers
+read. `tests/core/test_torch_private.py` is the canary.
 """
 
 from __future__ import annotations
@@ -7,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from torch.optim import optimizer as optimizer_module
 
 
 def fast_step(optimizer: torch.optim.Optimizer, built_here: bool) -> Any:
@@ -22,7 +24,7 @@ def fast_step(optimizer: torch.optim.Optimizer, built_here: bool) -> Any:
         return optimizer.step
 
     def step() -> None:
-        if optimizer._optimizer_step_pre_hooks or optimizer._optimizer_step_post_hooks:
+        if has_step_hooks(optimizer):
             optimizer.step()
             return
         for group in optimizer.param_groups:
@@ -37,13 +39,22 @@ def fast_step(optimizer: torch.optim.Optimizer, built_here: bool) -> Any:
             torch._foreach_add_(steps, 1)
             kernel = torch._fused_adamw_ if group["decoupled_weight_decay"] else torch._fused_adam_
             beta1, beta2 = group["betas"]
-            optimizer._opt_called = True  # what torch's scheduler wrapper of optimizer.step records
+            mark_stepped(optimizer)
             kernel(with_grad, [p.grad for p in with_grad], [state["exp_avg"] for state in states],
                    [state["exp_avg_sq"] for state in states], [], steps, amsgrad=False, lr=group["lr"],
                    beta1=beta1, beta2=beta2, weight_decay=group["weight_decay"], eps=group["eps"],
                    maximize=False, grad_scale=None, found_inf=None)
 
     return step
+
+
+def has_step_hooks(optimizer: torch.optim.Optimizer) -> bool:
+    return bool(optimizer._optimizer_step_pre_hooks or optimizer._optimizer_step_post_hooks
+                or optimizer_module._global_optimizer_pre_hooks or optimizer_module._global_optimizer_post_hooks)
+
+
+def mark_stepped(optimizer: torch.optim.Optimizer) -> None:
+    optimizer._opt_called = True  # what torch's LR-scheduler wrapper of optimizer.step records
 
 
 def has_fused_adam(name: str) -> bool:
@@ -58,3 +69,41 @@ def fused_adam_rows(name: str, tensors: list[list[torch.Tensor]], step: torch.Te
     params, grads, avgs, avg_sqs = tensors
     kernel(params, grads, avgs, avg_sqs, [], [step] * len(params), lr=lr, beta1=beta1, beta2=beta2,
            weight_decay=weight_decay, eps=eps, amsgrad=False, maximize=False)
+
+
+def flat_update_kind(optimizer: torch.optim.Optimizer) -> str | None:
+    """"adam", "adamw" or "sgd" for a one-group fused optimizer whose update glassloop/core/flat.py can run as one
+    kernel over a flat buffer; None for anything else (it keeps `optimizer.step()`)."""
+    if len(optimizer.param_groups) != 1:
+        return None
+    group = optimizer.param_groups[0]
+    if not group.get("fused") or group.get("maximize") or group.get("differentiable") \
+            or isinstance(group["lr"], torch.Tensor):
+        return None
+    if type(optimizer) in (torch.optim.Adam, torch.optim.AdamW) and not group.get("amsgrad") \
+            and not group.get("capturable"):
+        return "adamw" if group["decoupled_weight_decay"] else "adam"
+    if type(optimizer) is torch.optim.SGD and has_fused_sgd():
+        return "sgd"
+    return None
+
+
+def has_fused_sgd() -> bool:
+    return hasattr(torch, "_fused_sgd_")
+
+
+def flat_update(kind: str, group: dict[str, Any], bucket: Any, first: bool) -> None:
+    """torch.optim's fused update of one param group, called once over one flat bucket's per-parameter views."""
+    if kind == "sgd":
+        torch._fused_sgd_(bucket.parameters, bucket.grad_views, bucket.moment_views[0] if bucket.moment_views else [],
+                          weight_decay=group["weight_decay"], momentum=group["momentum"], lr=group["lr"],
+                          dampening=group["dampening"], nesterov=group["nesterov"], maximize=False,
+                          is_first_step=first, grad_scale=None, found_inf=None)
+        return
+    bucket.step_counts.add_(1)  # every parameter's step counter: views of this one tensor
+    kernel = torch._fused_adamw_ if kind == "adamw" else torch._fused_adam_
+    beta1, beta2 = group["betas"]
+    exp_avgs, exp_avg_sqs = bucket.moment_views
+    kernel(bucket.parameters, bucket.grad_views, exp_avgs, exp_avg_sqs, [], bucket.steps, amsgrad=False,
+           lr=group["lr"], beta1=beta1, beta2=beta2, weight_decay=group["weight_decay"], eps=group["eps"],
+           maximize=False, grad_scale=None, found_inf=None)

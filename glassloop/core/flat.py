@@ -1,0 +1,163 @@
+"""One buffer per dtype and device for the optimizer glassloop builds by name (fused Adam, AdamW, SGD).
+
+Every parameter's values are a view of one contiguous tensor, every `.grad` a view of a second, and the
+optimizer's moment buffers views of a third (and fourth). Clearing the gradients, their norm, clipping and the
+update are then each one kernel over the whole model instead of one per tensor. The `Module` keeps its ordinary
+`nn.Parameter`s (only their storage moves), so user code, `state_dict()` and checkpoints see nothing new, and
+the optimizer's `state` stays valid: `optimizer.step()` itself still works on the same views.
+
+The update kernels are torch's own fused ones (`torch._fused_adam_`, `_fused_adamw_`, `_fused_sgd_`), called
+once per buffer with its per-parameter views, exactly as `torch.optim` calls them: the numbers are bitwise those
+of `torch.optim` on the same parameters (tests/core/test_flat.py). One call on the whole flat tensor would save
+~5 us a step more, but torch's CPU kernels treat each tensor's last `n % 8` elements with scalar code that rounds
+differently from their vector code, so it is not bitwise; we keep bitwise. What changes is what `zero_grad(set_to_none=False)` changes: a parameter
+that a later step does not reach gets a zero gradient instead of none. Parameters without a gradient when the
+buffers are first built (an unused layer) keep the per-tensor path for the whole run.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from glassloop.core.gradients import clear_gradients, grad_norm
+from glassloop.core.torch_private import flat_update, flat_update_kind, has_step_hooks, mark_stepped
+
+
+class Bucket:
+    """The parameters of one (device, dtype): their values, gradients and optimizer moments as flat tensors, and
+    the per-parameter views of each that the update kernel takes."""
+
+    def __init__(self, parameters: list[torch.nn.Parameter], moment_names: tuple[str, ...],
+                 state: dict[Any, dict[str, Any]]) -> None:
+        self.parameters = parameters
+        self.values = torch.cat([p.detach().reshape(-1) for p in parameters])
+        self.grads = torch.cat([p.grad.detach().reshape(-1) for p in parameters])
+        for p, value, grad in zip(parameters, self.views(self.values), self.views(self.grads)):
+            p.data, p.grad = value, grad
+        self.grad_views = [p.grad for p in parameters]
+        # Fresh SGD momentum is created by the first step (torch copies the first gradient into it).
+        self.fresh = any(state[p].get(name) is None for name in moment_names for p in parameters)
+        self.moments = [self.gather(name, state) for name in moment_names]
+        self.moment_views = [self.views(moment) for moment in self.moments]
+        for name, views in zip(moment_names, self.moment_views):
+            for p, view in zip(parameters, views):
+                state[p][name] = view
+        self.steps: list[torch.Tensor] = []  # Adam's per-parameter step counters: views of one tensor, one add
+        self.step_counts = torch.zeros(len(parameters), dtype=torch.float32, device=self.values.device)
+        if "exp_avg" in moment_names:  # (fused: float32 on the device, as torch.optim keeps them)
+            if "step" in state[parameters[0]]:
+                self.step_counts.copy_(torch.stack([state[p]["step"].to(self.step_counts) for p in parameters]))
+            self.steps = list(self.step_counts.unbind())
+            for p, step in zip(parameters, self.steps):
+                state[p]["step"] = step
+
+    def views(self, flat: torch.Tensor) -> list[torch.Tensor]:
+        sizes = [p.numel() for p in self.parameters]
+        return [view.view_as(p) for view, p in zip(flat.split(sizes), self.parameters)]
+
+    def gather(self, name: str, state: dict[Any, dict[str, Any]]) -> torch.Tensor:
+        present = [state[p].get(name) for p in self.parameters]
+        if any(t is None for t in present):
+            return torch.zeros_like(self.values)
+        return torch.cat([t.detach().reshape(-1) for t in present])
+
+    def intact(self) -> bool:
+        """Still views of the buffers: a checkpoint restore or user code may have replaced a tensor."""
+        values, grads = self.values.data_ptr(), self.grads.data_ptr()
+        offset = 0
+        for p in self.parameters:
+            size, item = p.numel(), p.element_size()
+            if p.data_ptr() != values + offset * item or p.grad is None or p.grad.data_ptr() != grads + offset * item:
+                return False
+            offset += size
+        return True
+
+
+class FlatOptimizer:
+    """Clear, norm (+ clip) and step for `optimizer`, over one flat buffer per (device, dtype) once built.
+
+    Until the buffers exist (and whenever `refresh()` finds them replaced) it is the per-tensor path exactly:
+    `clear_gradients`, `grad_norm` (torch's `clip_grad_norm_` when clipping) and `fallback_step`. The buffers are
+    built at the first `norm()` after a backward pass, when every parameter has its gradient, so the first step of
+    a run and of a resumed run take the same path.
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, parameters: list[torch.Tensor], fallback_step: Any,
+                 enabled: bool) -> None:
+        self.optimizer, self.parameters, self.fallback_step = optimizer, parameters, fallback_step
+        self.kind = flat_update_kind(optimizer) if enabled else None
+        self.buckets: list[Bucket] = []
+        self.overwritten = False  # True when every step writes every gradient (the fused step): clear() can skip
+        self.refused = self.kind is None or not all(
+            isinstance(p, torch.nn.Parameter) and p.is_contiguous() and p.layout == torch.strided for p in parameters)
+
+    @property
+    def active(self) -> bool:
+        return bool(self.buckets)
+
+    def refresh(self) -> None:
+        """At each epoch start: drop buffers whose views were replaced (they are rebuilt at the next norm)."""
+        if self.buckets and not all(bucket.intact() for bucket in self.buckets):
+            self.buckets = []
+
+    def clear(self) -> None:
+        if self.buckets:
+            if self.overwritten:
+                return
+            for bucket in self.buckets:
+                bucket.grads.zero_()                                   # one kernel per buffer
+        else:
+            clear_gradients(self.parameters)
+
+    def norm(self, max_norm: float | None) -> torch.Tensor:
+        """The pre-clip L2 norm of all gradients; clips them in place to `max_norm` when it is set."""
+        if not self.buckets and not self.build():
+            return grad_norm(self.parameters, max_norm)
+        norms = [torch.linalg.vector_norm(bucket.grads) for bucket in self.buckets]
+        total = norms[0] if len(norms) == 1 else torch.linalg.vector_norm(torch.stack(norms))
+        if max_norm is not None:  # torch's clip_grad_norm_ rule: scale by max_norm / (norm + 1e-6), at most 1
+            scale = torch.clamp(max_norm / (total + 1e-6), max=1.0)
+            for bucket in self.buckets:
+                bucket.grads.mul_(scale)
+        return total
+
+    def step(self) -> None:
+        optimizer = self.optimizer
+        if not self.buckets or has_step_hooks(optimizer):
+            self.fallback_step()
+            return
+        group = optimizer.param_groups[0]
+        mark_stepped(optimizer)
+        for bucket in self.buckets:
+            flat_update(self.kind, group, bucket, bucket.fresh)
+            bucket.fresh = False
+
+    def build(self) -> bool:
+        """Move every parameter, gradient and moment into flat buffers; False (for good) where that can't be done."""
+        if self.refused:
+            return False
+        state = self.optimizer.state
+        if any(p.grad is None or p.grad.is_sparse for p in self.parameters) or not consistent(state, self.parameters):
+            self.refused = True  # an unused parameter or half-built state: keep torch.optim's own semantics
+            return False
+        momentum = self.optimizer.param_groups[0].get("momentum", 0)
+        names = ("exp_avg", "exp_avg_sq") if self.kind != "sgd" else ("momentum_buffer",) if momentum else ()
+        buckets: dict[tuple[torch.device, torch.dtype], list[torch.nn.Parameter]] = {}
+        for p in self.parameters:
+            buckets.setdefault((p.device, p.dtype), []).append(p)
+        with torch.no_grad():
+            self.buckets = [Bucket(group, names, state) for group in buckets.values()]
+        return True
+
+
+def consistent(state: dict[Any, dict[str, Any]], parameters: list[torch.Tensor]) -> bool:
+    """The optimizer state is all-or-nothing, with one step count shared by every parameter."""
+    present = [bool(state.get(p)) for p in parameters]
+    if not any(present):
+        return True
+    if not all(present):
+        return False
+    steps = {float(state[p]["step"]) for p in parameters if "step" in state[p]}
+    return len(steps) <= 1
