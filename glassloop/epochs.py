@@ -15,6 +15,7 @@ from glassloop.core import distributed
 from glassloop.core.batches import TensorBatcher
 from glassloop.core.building import is_plateau
 from glassloop.core.evaluation import evaluate_source
+from glassloop.core.readings import DeferredReadings
 from glassloop.core.rules import nonfinite_reason
 
 
@@ -23,6 +24,12 @@ class EpochBook:
         self.run = run
         self.state = run.state
         self.epoch_lr = 0.0
+        self.deferred = None  # check_finite_every=N > 1 (glassloop/core/readings.py), on the flat optimizer's path
+        if run.options.check_finite_every > 1 and run.gradients.kind is not None and run.world_size == 1:
+            self.deferred = DeferredReadings(run.options.check_finite_every, run.device)
+            run.gradients.found_inf = self.deferred.found_inf
+        self.losses: list[float] = []  # this epoch's lists (the heartbeat appends; deferred readings fill them)
+        self.norms: list[float] = []
 
     def start_epoch(self) -> tuple[list[float], list[float], float]:
         """Empty accumulators, or those of an epoch interrupted mid-way and now resumed."""
@@ -31,13 +38,19 @@ class EpochBook:
         partial, self.state.partial_epoch = self.state.partial_epoch, None
         if partial is None:
             self.epoch_lr = self.run.optimizer.param_groups[0]["lr"]  # the LR this epoch trains with
-            return [], [], time.perf_counter()
+            self.losses, self.norms = [], []
+            return self.losses, self.norms, time.perf_counter()
         self.epoch_lr = partial["lr"]  # a per-batch schedule has moved on since the epoch began
-        return list(partial["losses"]), list(partial["norms"]), time.perf_counter() - partial["seconds"]
+        self.losses, self.norms = list(partial["losses"]), list(partial["norms"])
+        return self.losses, self.norms, time.perf_counter() - partial["seconds"]
 
     def read(self, loss: torch.Tensor, norm: torch.Tensor) -> tuple[float, float]:
         """The step's loss and pre-clip norm as numbers. Under torchrun every rank must take the same branch
         (step, stop on NaN/Inf, stop on a signal), so the three facts are all-reduced in one collective."""
+        if self.deferred is not None and self.run.gradients.skips_on_device:
+            if not self.deferred.add(loss, norm):
+                return 0.0, 0.0  # a placeholder in the lists, filled in when the pending values are read
+            return self.settle(current=True)
         if self.run.world_size == 1:
             if norm.device.type == "cpu":  # no device to wait for: two reads are cheaper than a stack
                 return loss.item(), norm.item()
@@ -55,17 +68,38 @@ class EpochBook:
         loss_value = loss.item() if math.isfinite(loss_sum) else loss_sum
         return loss_value, norm_sum / self.run.world_size
 
+    def settle(self, current: bool) -> tuple[float, float]:
+        """Read the pending values into the epoch's lists (the current step's, if `current`, is returned instead).
+        At the first non-finite pair the lists end there and the steps after it, skipped on the device, are taken
+        back; without a current step the run stops here with the usual message."""
+        values = self.deferred.read() if self.deferred is not None else []
+        appended = len(values) - int(current)
+        base = len(self.losses) - appended
+        for offset, (loss_value, norm_value) in enumerate(values):
+            if not math.isfinite(loss_value + norm_value):
+                del self.losses[base + offset:], self.norms[base + offset:]
+                self.state.step -= max(appended - offset, 0)
+                if not current:
+                    self.state.stop(self.nonfinite(loss_value, norm_value, len(self.losses)))
+                    self.losses.append(loss_value)
+                return loss_value, norm_value
+            if offset < appended:
+                self.losses[base + offset], self.norms[base + offset] = loss_value, norm_value
+        return values[-1] if current else (0.0, 0.0)
+
     def nonfinite(self, loss_value: float, norm_value: float, batch_index: int) -> str:
         self.state.nonfinite = True
         return nonfinite_reason(loss_value, norm_value, self.state.epoch, batch_index, self.state.step)
 
     def save_partial(self, losses: list[float], norms: list[float], started: float) -> None:
+        self.settle(current=False)
         # Only the in-memory batcher knows its position inside an epoch; other sources redo the epoch.
         if isinstance(self.run.train, TensorBatcher):
             self.state.partial_epoch = {"losses": losses, "norms": norms, "lr": self.epoch_lr,
                                         "seconds": time.perf_counter() - started}
 
     def record(self, losses: list[float], norms: list[float]) -> dict[str, Any]:
+        self.settle(current=False)  # check_finite_every=N: the epoch's last pending values
         sums = [math.fsum(losses), len(losses), math.fsum(norms), len(norms)]
         if self.run.world_size > 1:  # every rank saw its shard: the epoch means are over all of them
             sums = distributed.all_reduce_sums(sums, self.run.device)

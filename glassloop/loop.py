@@ -28,7 +28,7 @@ def fit(model: torch.nn.Module, train: Any, val: Any = None, loss: Any = "mse", 
         clip_grad_norm: float | None = None, callbacks: Any = (), seed: int | None = None, device: Any = "auto",
         metrics: Any = None, progress: Any = "auto", verbose: bool = True, *, compute_loss: Any = None,
         scheduler_step: str = "auto", threads: Any = "auto", checks: bool = False, accumulate: int = 1,
-        precision: str = "32", fused_step: bool = True) -> History:
+        precision: str = "32", fused_step: bool = True, check_finite_every: int = 1) -> History:
     """Train `model` on `train` with the lessons' loop and return its `History`. See docs/loop.md for every option.
 
     `train`/`val` may be `(inputs, targets)` with `inputs` a dict, tuple/list or nested structure of tensors: the
@@ -40,7 +40,8 @@ def fit(model: torch.nn.Module, train: Any, val: Any = None, loss: Any = "mse", 
                          clip_grad_norm=clip_grad_norm, callbacks=callbacks, seed=seed, device=device,
                          metrics=metrics, progress=progress, verbose=verbose, compute_loss=compute_loss,
                          scheduler_step=scheduler_step, threads=threads, checks=checks, accumulate=accumulate,
-                         precision=precision, fused_step=fused_step)  # typed, frozen, validated once
+                         precision=precision, fused_step=fused_step,
+                         check_finite_every=check_finite_every)  # typed, frozen, validated once
     run = Run(model, train, val, options)  # every piece built before the first batch
     with process_guards(run):  # intra-op threads, SIGINT/SIGTERM -> stop after the current step
         return heartbeat(run)
@@ -80,7 +81,7 @@ def heartbeat(run: Run) -> History:
                     run.announce("on_after_backward", loss=loss)
                 run.precision.unscale(run.optimizer)                        #    fp16: true gradients first
                 norm = run.gradients.norm(run.clip_grad_norm)               # 5. pre-clip norm; clip if asked
-                loss_value, norm_value = book.read(loss, norm)
+                loss_value, norm_value = book.read(loss, norm)              #    (check_finite_every=N: each Nth)
                 if not math.isfinite(loss_value + norm_value):              #    never step on NaN/Inf
                     if run.precision.scaler is not None and math.isfinite(loss_value):
                         run.precision.skip_overflow(run.optimizer)          #    fp16 overflow: the scaler skips it

@@ -189,6 +189,7 @@ class Run:
             "scheduler": o.scheduler if isinstance(o.scheduler, (str, type(None))) else type(o.scheduler).__name__,
             "clip_grad_norm": o.clip_grad_norm, "seed": o.seed, "device": str(self.device),
             "world_size": self.world_size, "accumulate": o.accumulate, "precision": o.precision,
+            "check_finite_every": o.check_finite_every,
             "train_size": self.train.n if isinstance(self.train, TensorBatcher) else len(self.train),
             "compute_loss": getattr(self.compute_loss, "__name__", None),
         }

@@ -89,6 +89,7 @@ class FlatOptimizer:
         self.optimizer, self.parameters, self.fallback_step = optimizer, parameters, fallback_step
         self.kind = flat_update_kind(optimizer) if enabled else None
         self.buckets: list[Bucket] = []
+        self.found_inf: torch.Tensor | None = None  # check_finite_every=N: the device flag that skips an update
         self.overwritten = False  # True when every step writes every gradient (the fused step): clear() can skip
         self.refused = self.kind is None or not all(
             isinstance(p, torch.nn.Parameter) and p.is_contiguous() and p.layout == torch.strided for p in parameters)
@@ -96,6 +97,11 @@ class FlatOptimizer:
     @property
     def active(self) -> bool:
         return bool(self.buckets)
+
+    @property
+    def skips_on_device(self) -> bool:
+        """The next step() honours `found_inf`: the flat kernels run (no step hook sends it to optimizer.step)."""
+        return bool(self.buckets) and not has_step_hooks(self.optimizer)
 
     def refresh(self) -> None:
         """At each epoch start: drop buffers whose views were replaced (they are rebuilt at the next norm)."""
@@ -131,7 +137,7 @@ class FlatOptimizer:
         group = optimizer.param_groups[0]
         mark_stepped(optimizer)
         for bucket in self.buckets:
-            flat_update(self.kind, group, bucket, bucket.fresh)
+            flat_update(self.kind, group, bucket, bucket.fresh, self.found_inf)
             bucket.fresh = False
 
     def build(self) -> bool:

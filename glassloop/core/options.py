@@ -51,6 +51,7 @@ class FitOptions:
     accumulate: int = 1
     precision: str = "32"
     fused_step: bool = True
+    check_finite_every: int = 1
 
     def __post_init__(self) -> None:
         _check_number("epochs", self.epochs, 1, integer=True)
@@ -76,6 +77,10 @@ class FitOptions:
             raise ConfigError(f"precision={self.precision!r}; expected one of {', '.join(map(repr, PRECISIONS))}")
         if not isinstance(self.fused_step, bool):
             raise ConfigError(f"fused_step={self.fused_step!r} must be True or False")
+        every = self.check_finite_every
+        if isinstance(every, bool) or not isinstance(every, int) or not 1 <= every <= MAX_EPOCHS:
+            raise ConfigError(f"check_finite_every={every!r} must be an integer >= 1 (1 = read the loss and norm "
+                              "every step; N = keep them on the device and read every Nth step)")
         if self.compute_loss is not None and not callable(self.compute_loss):
             raise ConfigError("compute_loss must be a function fn(model, batch) -> scalar loss tensor")
         object.__setattr__(self, "precision", PRECISIONS[self.precision])  # one spelling from here on

@@ -92,13 +92,15 @@ def has_fused_sgd() -> bool:
     return hasattr(torch, "_fused_sgd_")
 
 
-def flat_update(kind: str, group: dict[str, Any], bucket: Any, first: bool) -> None:
-    """torch.optim's fused update of one param group, called once over one flat bucket's per-parameter views."""
+def flat_update(kind: str, group: dict[str, Any], bucket: Any, first: bool, found_inf: torch.Tensor | None = None
+                ) -> None:
+    """torch.optim's fused update of one param group, called once over one flat bucket's per-parameter views.
+    `found_inf` (a device flag, 1.0 = skip) makes the kernel leave everything as it was, as under GradScaler."""
     if kind == "sgd":
         torch._fused_sgd_(bucket.parameters, bucket.grad_views, bucket.moment_views[0] if bucket.moment_views else [],
                           weight_decay=group["weight_decay"], momentum=group["momentum"], lr=group["lr"],
                           dampening=group["dampening"], nesterov=group["nesterov"], maximize=False,
-                          is_first_step=first, grad_scale=None, found_inf=None)
+                          is_first_step=first, grad_scale=None, found_inf=found_inf)
         return
     bucket.step_counts.add_(1)  # every parameter's step counter: views of this one tensor
     kernel = torch._fused_adamw_ if kind == "adamw" else torch._fused_adam_
@@ -106,4 +108,6 @@ def flat_update(kind: str, group: dict[str, Any], bucket: Any, first: bool) -> N
     exp_avgs, exp_avg_sqs = bucket.moment_views
     kernel(bucket.parameters, bucket.grad_views, exp_avgs, exp_avg_sqs, [], bucket.steps, amsgrad=False,
            lr=group["lr"], beta1=beta1, beta2=beta2, weight_decay=group["weight_decay"], eps=group["eps"],
-           maximize=False, grad_scale=None, found_inf=None)
+           maximize=False, grad_scale=None, found_inf=found_inf)
+    if found_inf is not None:  # a skipped update is no step (torch.optim's rule under GradScaler)
+        bucket.step_counts.sub_(found_inf)
