@@ -25,21 +25,30 @@ from glassloop.core.gradients import clear_gradients, grad_norm
 from glassloop.core.torch_private import flat_update, flat_update_kind, has_step_hooks, mark_stepped
 
 
+ALIGN_BYTES = 64  # each parameter starts on a cache line: BLAS writing `.grad` in place then rounds as into a
+#                   fresh tensor (at an odd offset `torch.mm(..., out=)` can round differently)
+
+
 class Bucket:
     """The parameters of one (device, dtype): their values, gradients and optimizer moments as flat tensors, and
-    the per-parameter views of each that the update kernel takes."""
+    the per-parameter views of each that the update kernel takes. The gaps between aligned segments stay zero."""
 
     def __init__(self, parameters: list[torch.nn.Parameter], moment_names: tuple[str, ...],
                  state: dict[Any, dict[str, Any]]) -> None:
         self.parameters = parameters
-        self.values = torch.cat([p.detach().reshape(-1) for p in parameters])
-        self.grads = torch.cat([p.grad.detach().reshape(-1) for p in parameters])
+        align = max(1, ALIGN_BYTES // parameters[0].element_size())
+        self.offsets, total = [], 0
+        for p in parameters:
+            self.offsets.append(total)
+            total += -(-p.numel() // align) * align
+        self.values = self.gather([p for p in parameters], total)
+        self.grads = self.gather([p.grad for p in parameters], total)
         for p, value, grad in zip(parameters, self.views(self.values), self.views(self.grads)):
             p.data, p.grad = value, grad
         self.grad_views = [p.grad for p in parameters]
         # Fresh SGD momentum is created by the first step (torch copies the first gradient into it).
         self.fresh = any(state[p].get(name) is None for name in moment_names for p in parameters)
-        self.moments = [self.gather(name, state) for name in moment_names]
+        self.moments = [self.gather([state[p].get(name) for p in parameters], total) for name in moment_names]
         self.moment_views = [self.views(moment) for moment in self.moments]
         for name, views in zip(moment_names, self.moment_views):
             for p, view in zip(parameters, views):
@@ -54,24 +63,24 @@ class Bucket:
                 state[p]["step"] = step
 
     def views(self, flat: torch.Tensor) -> list[torch.Tensor]:
-        sizes = [p.numel() for p in self.parameters]
-        return [view.view_as(p) for view, p in zip(flat.split(sizes), self.parameters)]
+        return [flat[offset:offset + p.numel()].view_as(p) for offset, p in zip(self.offsets, self.parameters)]
 
-    def gather(self, name: str, state: dict[Any, dict[str, Any]]) -> torch.Tensor:
-        present = [state[p].get(name) for p in self.parameters]
-        if any(t is None for t in present):
-            return torch.zeros_like(self.values)
-        return torch.cat([t.detach().reshape(-1) for t in present])
+    def gather(self, tensors: list[torch.Tensor | None], total: int) -> torch.Tensor:
+        """One zeroed flat tensor holding `tensors` at the aligned offsets (all zeros where any is missing)."""
+        first = self.parameters[0]
+        flat = torch.zeros(total, dtype=first.dtype, device=first.device)
+        if all(t is not None for t in tensors):
+            for view, tensor in zip(self.views(flat), tensors):
+                view.copy_(tensor.detach())
+        return flat
 
     def intact(self) -> bool:
         """Still views of the buffers: a checkpoint restore or user code may have replaced a tensor."""
         values, grads = self.values.data_ptr(), self.grads.data_ptr()
-        offset = 0
-        for p in self.parameters:
-            size, item = p.numel(), p.element_size()
+        for p, offset in zip(self.parameters, self.offsets):
+            item = p.element_size()
             if p.data_ptr() != values + offset * item or p.grad is None or p.grad.data_ptr() != grads + offset * item:
                 return False
-            offset += size
         return True
 
 

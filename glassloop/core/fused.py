@@ -1,8 +1,8 @@
 """A fused step for the lessons' model family: an `nn.Sequential` of `Linear` layers and element-wise
 activations (ReLU, Tanh, Sigmoid, Identity) trained with a built-in mean-reduced loss (MSE, cross-entropy).
 
-It is an optimisation of the same step, not another algorithm: the forward pass is one `F.linear` (`addmm`) per
-Linear, and the backward pass calls the very derivative kernels autograd would call (`mse_loss_backward`,
+It is an optimisation of the same step, not another algorithm: the forward pass is one `addmm` per Linear (what
+`F.linear` runs), and the backward pass calls the very derivative kernels autograd would call (`mse_loss_backward`,
 `threshold_backward`, `mm` with the same operand order), so the gradients equal autograd's (tests compare them
 to 1e-6 relative on random shapes and activations) while the graph bookkeeping of autograd's engine is skipped. The heartbeat uses it only when nothing needs autograd: no batch hooks, no probes, no custom
 `compute_loss`, no accumulation or mixed precision, float32 parameters, and `fused_step` not turned off.
@@ -82,15 +82,17 @@ class FusedStep:
         self.kind = loss_kind(loss_fn)
         self.guard = guard  # the run's ShapeGuard: the first batch gets the same checks as the autograd path
         self.ones: dict[tuple[torch.dtype, torch.device], torch.Tensor] = {}
+        self.transposes: dict[int, tuple[int, torch.Tensor]] = {}  # position -> (weight's data_ptr, weight.t())
 
     @torch.no_grad()
     def __call__(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         kept: list[torch.Tensor] = []  # each Linear's input, each activation's output
         h = inputs
-        for weight, second, _ in self.plan:
+        for position, (weight, second, _) in enumerate(self.plan):
             if weight is not None:
                 kept.append(h)
-                h = nn.functional.linear(h, weight, second)  # addmm(bias, h, weight.t()), as nn.Linear
+                h = torch.addmm(second, h, self.transposed(position, weight)) if second is not None \
+                    else h.mm(self.transposed(position, weight))  # what F.linear runs for nn.Linear
             else:
                 h = second(h)
                 kept.append(h)
@@ -113,6 +115,14 @@ class FusedStep:
             if position > 0:
                 g = g.mm(weight)  # autograd's mm_mat1_backward
         return loss
+
+    def transposed(self, position: int, weight: torch.Tensor) -> torch.Tensor:
+        """`weight.t()`, made again only when the weight's storage moved (the flat buffer, a restore)."""
+        pointer, view = self.transposes.get(position, (None, None))
+        if pointer != weight.data_ptr() or view is None:
+            view = weight.t()
+            self.transposes[position] = (weight.data_ptr(), view)
+        return view
 
     def one(self, like: torch.Tensor) -> torch.Tensor:
         key = (like.dtype, like.device)

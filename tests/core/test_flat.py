@@ -109,8 +109,11 @@ def test_fused_step_off_keeps_per_tensor_storage():
     assert len({p.untyped_storage().data_ptr() for p in model.parameters()}) == len(list(model.parameters()))
 
 
-def test_flat_and_per_tensor_fits_are_bitwise_equal():
-    data = (torch.randn(96, 5), torch.randn(96, 5))
+@pytest.mark.parametrize("seed", range(8))
+def test_flat_and_per_tensor_fits_are_bitwise_equal(seed):
+    # Before the segments were aligned, `torch.mm(..., out=)` into odd offsets broke this for ~half the seeds.
+    generator = torch.Generator().manual_seed(seed)
+    data = (torch.randn(96, 5, generator=generator), torch.randn(96, 5, generator=generator))
     flat, plain = model_with(), model_with()
     for model, on in ((flat, True), (plain, False)):
         gl.fit(model, data, optimizer="adamw", weight_decay=0.01, epochs=3, batch_size=16, seed=4, verbose=False,
