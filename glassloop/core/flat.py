@@ -24,7 +24,6 @@ import torch
 from glassloop.core.gradients import clear_gradients, grad_norm
 from glassloop.core.torch_private import flat_update, flat_update_kind, has_step_hooks, mark_stepped
 
-
 ALIGN_BYTES = 64  # each parameter starts on a cache line: BLAS writing `.grad` in place then rounds as into a
 #                   fresh tensor (at an odd offset `torch.mm(..., out=)` can round differently)
 
