@@ -81,6 +81,8 @@ def fit_parser() -> ArgumentParser:
     add("--clip", type=float, help="clip the gradient norm to this value")
     add("--accumulate", type=int, help="micro-batches per optimizer step (gradient accumulation; default 1)")
     add("--precision", choices=["32", "bf16", "16-mixed"], help="mixed precision (default 32)")
+    add("--check-finite-every", type=int, metavar="N", help="read the loss and gradient norm every Nth step, the "
+        "NaN/Inf guard kept on the device in between (for accelerators; default 1)")
     add("--tensorboard", metavar="DIR", help="also write TensorBoard event files to DIR")
     add("--patience", type=int, help="early-stopping patience in epochs (default 20)")
     add("--seed", type=int, help="seed for the split, the initial weights and the batches (default 0)")

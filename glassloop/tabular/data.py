@@ -423,6 +423,7 @@ class FitConfig(BaseModel):
     class_weight: Literal["balanced", "none"] = "none"
     accumulate: Annotated[int, Field(ge=1, le=1024)] = 1  # micro-batches per optimizer step
     precision: Literal["32", "bf16", "16-mixed"] = "32"
+    check_finite_every: Annotated[int, Field(ge=1, le=1_000_000)] = 1  # steps between reads of loss and norm
     tensorboard: Text | None = None  # also write TensorBoard event files to this folder
 
     @model_validator(mode="after")

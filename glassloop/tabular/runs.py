@@ -110,7 +110,7 @@ def train_network(model: Any, source: TableSource, out: Path, record: records.Ru
         optimizer=options.optimizer, lr=options.lr, weight_decay=options.weight_decay, momentum=options.momentum,
         epochs=options.epochs, batch_size=options.batch_size, scheduler=options.scheduler,
         clip_grad_norm=options.clip, callbacks=callbacks, seed=options.seed,
-        accumulate=options.accumulate, precision=options.precision,
+        accumulate=options.accumulate, precision=options.precision, check_finite_every=options.check_finite_every,
         metrics=["accuracy"] if source.transform.task == "classification" else None,
     )
     if history.signal is not None:  # interrupted: latest.pt (or config.json alone) holds the position

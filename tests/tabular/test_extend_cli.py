@@ -35,3 +35,12 @@ def test_accumulate_precision_and_tensorboard_flags_reach_the_run(tmp_path):
     assert options["accumulate"] == 2 and options["precision"] == "bf16"
     assert any((tmp_path / "tb").iterdir())
     assert main(["resume", str(tmp_path / "run"), "--epochs", "0"]) == 2
+
+
+def test_check_finite_every_reaches_the_run_and_bad_values_exit_2(tmp_path, capsys):
+    assert fit(tmp_path / "run", "--epochs", "2", "--check-finite-every", "4") == 0
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["options"]["check_finite_every"] == 4
+    capsys.readouterr()
+    assert fit(tmp_path / "bad", "--epochs", "2", "--check-finite-every", "0") == 2
+    error = capsys.readouterr().err.strip()
+    assert "--check-finite-every" in error and "Traceback" not in error and len(error.splitlines()) == 1
