@@ -13,11 +13,20 @@ from typing import Any
 import torch
 from torch import nn
 
-from glassloop.core.fused import BACKWARD as ACTIVATION_BACKWARD
 from glassloop.core.fused import FORWARD as ACTIVATION_FORWARD
 from glassloop.errors import ConfigError
 
 ACTIVATIONS = tuple(ACTIVATION_FORWARD)  # the element-wise activations the hand-written backward knows
+# In place on a Linear's output buffer (the backward needs only the activation's output, never its input).
+ACTIVATION_IN_PLACE = {nn.ReLU: torch.relu_, nn.Tanh: torch.tanh_, nn.Sigmoid: torch.sigmoid_,
+                       nn.Identity: lambda h: h}
+# The same derivative kernels as glassloop/core/fused.py, writing over the incoming gradient (a step buffer).
+ACTIVATION_BACKWARD_IN_PLACE = {
+    nn.ReLU: lambda g, out: torch.ops.aten.threshold_backward.grad_input(g, out, 0, grad_input=g),
+    nn.Tanh: lambda g, out: torch.ops.aten.tanh_backward.grad_input(g, out, grad_input=g),
+    nn.Sigmoid: lambda g, out: torch.ops.aten.sigmoid_backward.grad_input(g, out, grad_input=g),
+    nn.Identity: lambda g, out: g,
+}
 
 
 def make_stack(models: list[nn.Module], method: str, device: torch.device) -> Any:
@@ -74,6 +83,10 @@ class SequentialStack:
         self.grad = torch.zeros_like(self.flat)
         self.weights = self._views(self.flat)
         self.grads = self._views(self.grad)
+        # The training step's activations and their gradients, allocated once per batch size: at K x B x width
+        # they are megabytes, and fresh ones each step cost page faults (the glibc allocator maps and unmaps
+        # blocks that large) that took a third of `wide`'s step.
+        self.buffers: dict[int, tuple[list[torch.Tensor], list[torch.Tensor | None]]] = {}
 
     def _views(self, flat: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
         views = []
@@ -86,32 +99,54 @@ class SequentialStack:
         return views
 
     def forward(self, inputs: torch.Tensor, keep: bool = False) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """inputs [K, B, in] -> outputs [K, B, out]; with `keep`, the tensors the backward needs."""
+        """inputs [K, B, in] -> outputs [K, B, out]; with `keep`, the tensors the backward needs. The activations
+        live in this batch size's buffers: valid until the next forward with as many rows."""
         saved: list[torch.Tensor] = []
-        h, index = inputs, 0
+        outs = self.step_buffers(inputs)[0]
+        h, index, buffered = inputs, 0, False
         for kind, spec in self.layers:
             if kind == "linear":
                 weight, bias = self.weights[index]
+                out = outs[index]
                 index += 1
                 keep and saved.append(h)
-                h = torch.bmm(h, weight) if bias is None else torch.baddbmm(bias, h, weight)
+                h = torch.bmm(h, weight, out=out) if bias is None else torch.baddbmm(bias, h, weight, out=out)
+                buffered = True
             else:
-                h = ACTIVATION_FORWARD[spec](h)
+                h = ACTIVATION_IN_PLACE[spec](h) if buffered else ACTIVATION_FORWARD[spec](h)
+                buffered = False  # a second activation must not overwrite the output this one's backward needs
                 keep and saved.append(h)
         return h, saved
+
+    def step_buffers(self, inputs: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor | None]]:
+        """Per Linear: its output [K, B, out] and the gradient of its input [K, B, in] (None for the first)."""
+        rows = inputs.shape[1]
+        if rows not in self.buffers:
+            specs = [spec for kind, spec in self.layers if kind == "linear"]
+            like = dict(dtype=self.flat.dtype, device=self.flat.device)
+            outs = [torch.empty(self.k, rows, fan_out, **like) for _, _, _, fan_out in specs]
+            grads = [None] + [torch.empty(self.k, rows, fan_in, **like) for _, _, fan_in, _ in specs[1:]]
+            self.buffers[rows] = (outs, grads)
+        return self.buffers[rows]
 
     def forward_shared(self, inputs: torch.Tensor) -> torch.Tensor:
         """The same inputs [N, in] through all K models (validation)."""
         return self.forward(inputs.expand(self.k, *inputs.shape))[0]
 
+    def chunk_rows(self) -> int:
+        """Validation rows per forward: each activation buffer at most 4M numbers (16 MB in float32)."""
+        widest = max(spec[3] for kind, spec in self.layers if kind == "linear")
+        return max(64, (1 << 22) // (self.k * widest))
+
     def backward(self, grad_out: torch.Tensor, saved: list[torch.Tensor]) -> torch.Tensor:
         """Fill `self.grad` [K, P] from dLoss/dOutputs; each config's block is its own loss's gradient."""
+        input_grads = self.step_buffers(saved[0])[1]
         g, index, pieces = grad_out, len(self.weights), []
         for position in range(len(self.layers) - 1, -1, -1):
             kind, spec = self.layers[position]
             kept = saved[position]
-            if kind == "act":
-                g = ACTIVATION_BACKWARD[spec](g, kept)
+            if kind == "act":  # g is ours (the loss's gradient or a step buffer): overwrite it
+                g = ACTIVATION_BACKWARD_IN_PLACE[spec](g, kept)
                 continue
             index -= 1
             weight, bias = self.weights[index]
@@ -119,7 +154,7 @@ class SequentialStack:
                 pieces.append(g.sum(1))  # db, [K, out]
             pieces.append(torch.bmm(kept.transpose(1, 2), g).view(self.k, -1))  # dW = h^T g, per configuration
             if position > 0:
-                g = torch.bmm(g, weight.transpose(1, 2))  # dh = g W^T
+                g = torch.bmm(g, weight.transpose(1, 2), out=input_grads[index])  # dh = g W^T
         # One copy into [K, P]: bmm(out=<strided view>) would leave MKL's batched GEMM for a per-matrix loop.
         return torch.cat(pieces[::-1], dim=1, out=self.grad)
 
@@ -190,6 +225,9 @@ class FunctionalStack:
 
     def forward_shared(self, inputs: torch.Tensor) -> torch.Tensor:
         return self._run(inputs, None)
+
+    def chunk_rows(self) -> int:
+        return 8192  # validation rows per forward, as gl.evaluate
 
     def unstack(self, row: torch.Tensor) -> nn.Module:
         model = copy.deepcopy(self.cpu_template)

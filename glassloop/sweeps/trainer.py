@@ -27,7 +27,6 @@ from glassloop.sweeps.optim import StackedOptimizer
 from glassloop.sweeps.schedules import StackedSchedules
 from glassloop.sweeps.stacks import StackedLoss
 
-VAL_CHUNK = 8192  # validation rows per forward, as gl.evaluate
 CALLBACK_EVENTS = ("on_fit_start", "on_epoch_end", "on_fit_end")
 
 
@@ -195,7 +194,8 @@ class Trainer:
         self.stack.train(False)
         inputs, targets = self.val_data
         total = torch.zeros(self.k, dtype=torch.float64, device=inputs.device)
-        for x, y in zip(inputs.split(VAL_CHUNK), targets.split(VAL_CHUNK)):
+        chunk = self.stack.chunk_rows()
+        for x, y in zip(inputs.split(chunk), targets.split(chunk)):
             outputs = self.stack.forward_shared(x)
             total += self.loss(outputs, y.expand(self.k, *y.shape)).double() * len(y)
         self.stack.train(True)
