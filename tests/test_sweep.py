@@ -76,6 +76,17 @@ def test_each_configuration_equals_its_own_fit(optimizer, extra):
     assert_matches_solo(result, build, 3, optimizer=optimizer)
 
 
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_per_configuration_gemm_loop_equals_fit(monkeypatch, optimizer):
+    # Large layers run one mm per configuration instead of bmm (glassloop/sweeps/stacks.py LOOP_MACS); force it
+    # at these small sizes so both paths meet the same oracle: each configuration's own gl.fit.
+    monkeypatch.setattr("glassloop.sweeps.stacks.LOOP_MACS", 0)
+    grid = {"lr": [1e-3, 3e-2], "seed": [0, 1], "clip_grad_norm": [None, 1.0]}
+    result = gl.sweep(build, TRAIN, VAL, grid, optimizer=optimizer, epochs=2, batch_size=32, verbose=False)
+    assert result.method == "bmm"
+    assert_matches_solo(result, build, 2, optimizer=optimizer)
+
+
 def test_vmap_path_for_other_architectures_equals_fit():
     result = gl.sweep(Residual, TRAIN, VAL, {"lr": [1e-3, 1e-2], "seed": [3]}, epochs=2, batch_size=32,
                       verbose=False)

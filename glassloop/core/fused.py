@@ -28,6 +28,17 @@ BACKWARD: dict[type, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
     nn.Sigmoid: lambda g, out: torch.ops.aten.sigmoid_backward(g, out),
     nn.Identity: lambda g, out: g,
 }
+# The same kernels writing over their input: a Linear's fresh output (the backward needs only the activation's
+# output, never its input), and an incoming gradient this step made. Bitwise the values above, one allocation less.
+FORWARD_IN_PLACE: dict[type, Callable[[torch.Tensor], torch.Tensor]] = {
+    nn.ReLU: torch.relu_, nn.Tanh: torch.tanh_, nn.Sigmoid: torch.sigmoid_, nn.Identity: lambda h: h,
+}
+BACKWARD_IN_PLACE: dict[type, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    nn.ReLU: lambda g, out: torch.ops.aten.threshold_backward.grad_input(g, out, 0, grad_input=g),
+    nn.Tanh: lambda g, out: torch.ops.aten.tanh_backward.grad_input(g, out, grad_input=g),
+    nn.Sigmoid: lambda g, out: torch.ops.aten.sigmoid_backward.grad_input(g, out, grad_input=g),
+    nn.Identity: lambda g, out: g,
+}
 
 
 def loss_kind(loss_fn: Any) -> str | None:
@@ -74,11 +85,14 @@ class FusedStep:
 
     def __init__(self, model: nn.Sequential, loss_fn: Any, guard: Any = None) -> None:
         self.plan: list[tuple[Any, Any, Any]] = []  # (weight, bias, None) for a Linear; (None, forward, backward)
+        after_linear = False  # an activation right after a Linear may overwrite that Linear's fresh output
         for module in model:
             if type(module) is nn.Linear:
                 self.plan.append((module.weight, module.bias, None))
             else:
-                self.plan.append((None, FORWARD[type(module)], BACKWARD[type(module)]))
+                forward = FORWARD_IN_PLACE if after_linear else FORWARD
+                self.plan.append((None, forward[type(module)], BACKWARD_IN_PLACE[type(module)]))
+            after_linear = type(module) is nn.Linear
         self.kind = loss_kind(loss_fn)
         self.guard = guard  # the run's ShapeGuard: the first batch gets the same checks as the autograd path
         self.ones: dict[tuple[torch.dtype, torch.device], torch.Tensor] = {}
