@@ -143,7 +143,8 @@ class Run:
         o = self.options
         enabled = (o.fused_step and isinstance(o.optimizer, str) and self.world_size == 1 and self.micro.plain
                    and self.precision.scaler is None and not self.batch_hooks and not self.after_backward_hooks)
-        gradients = FlatOptimizer(self.optimizer, self.parameters, self.optimizer_step, enabled)
+        gradients = FlatOptimizer(self.optimizer, self.parameters, self.optimizer_step, enabled,
+                                  torch_clip=not isinstance(o.optimizer, str))
         gradients.overwritten = self.fused is not None  # the fused step writes every gradient: no clearing
         if enabled:
             self.optimizer_step = gradients.step

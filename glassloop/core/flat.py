@@ -24,22 +24,19 @@ import torch
 from glassloop.core.gradients import clear_gradients, grad_norm
 from glassloop.core.torch_private import flat_update, flat_update_kind, has_step_hooks, mark_stepped
 
-ALIGN_BYTES = 64  # each parameter starts on a cache line: BLAS writing `.grad` in place then rounds as into a
-#                   fresh tensor (at an odd offset `torch.mm(..., out=)` can round differently)
-
 
 class Bucket:
     """The parameters of one (device, dtype): their values, gradients and optimizer moments as flat tensors, and
-    the per-parameter views of each that the update kernel takes. The gaps between aligned segments stay zero."""
+    the per-parameter views of each that the update kernel takes. The segments are packed without gaps, so the
+    norm of the gradient buffer is bitwise `vector_norm(cat(grads))`, the per-tensor path's norm."""
 
     def __init__(self, parameters: list[torch.nn.Parameter], moment_names: tuple[str, ...],
                  state: dict[Any, dict[str, Any]]) -> None:
         self.parameters = parameters
-        align = max(1, ALIGN_BYTES // parameters[0].element_size())
         self.offsets, total = [], 0
         for p in parameters:
             self.offsets.append(total)
-            total += -(-p.numel() // align) * align
+            total += p.numel()
         self.values = self.gather([p for p in parameters], total)
         self.grads = self.gather([p.grad for p in parameters], total)
         for p, value, grad in zip(parameters, self.views(self.values), self.views(self.grads)):
@@ -65,7 +62,7 @@ class Bucket:
         return [flat[offset:offset + p.numel()].view_as(p) for offset, p in zip(self.offsets, self.parameters)]
 
     def gather(self, tensors: list[torch.Tensor | None], total: int) -> torch.Tensor:
-        """One zeroed flat tensor holding `tensors` at the aligned offsets (all zeros where any is missing)."""
+        """One flat tensor holding `tensors` at their offsets (all zeros where any is missing)."""
         first = self.parameters[0]
         flat = torch.zeros(total, dtype=first.dtype, device=first.device)
         if all(t is not None for t in tensors):
@@ -86,15 +83,18 @@ class Bucket:
 class FlatOptimizer:
     """Clear, norm (+ clip) and step for `optimizer`, over one flat buffer per (device, dtype) once built.
 
-    Until the buffers exist (and whenever `refresh()` finds them replaced) it is the per-tensor path exactly:
-    `clear_gradients`, `grad_norm` (torch's `clip_grad_norm_` when clipping) and `fallback_step`. The buffers are
+    Until the buffers exist (and whenever `refresh()` finds them replaced) it is the per-tensor path:
+    `clear_gradients`, `grad_norm` and `fallback_step`, with the same numbers. The buffers are
     built at the first `norm()` after a backward pass, when every parameter has its gradient, so the first step of
     a run and of a resumed run take the same path.
     """
 
     def __init__(self, optimizer: torch.optim.Optimizer, parameters: list[torch.Tensor], fallback_step: Any,
-                 enabled: bool) -> None:
+                 enabled: bool, torch_clip: bool = True) -> None:
         self.optimizer, self.parameters, self.fallback_step = optimizer, parameters, fallback_step
+        # Built by name, the per-tensor path clips by the flat rule too, so a run's numbers never depend on
+        # which path a step took (a resume with other callbacks stays bitwise); a user's optimizer keeps torch's.
+        self.torch_clip = torch_clip
         self.kind = flat_update_kind(optimizer) if enabled else None
         self.buckets: list[Bucket] = []
         self.found_inf: torch.Tensor | None = None  # check_finite_every=N: the device flag that skips an update
@@ -128,7 +128,7 @@ class FlatOptimizer:
     def norm(self, max_norm: float | None) -> torch.Tensor:
         """The pre-clip L2 norm of all gradients; clips them in place to `max_norm` when it is set."""
         if not self.buckets and not self.build():
-            return grad_norm(self.parameters, max_norm)
+            return grad_norm(self.parameters, max_norm, self.torch_clip)
         norms = [torch.linalg.vector_norm(bucket.grads) for bucket in self.buckets]
         total = norms[0] if len(norms) == 1 else torch.linalg.vector_norm(torch.stack(norms))
         if max_norm is not None:  # torch's clip_grad_norm_ rule: scale by max_norm / (norm + 1e-6), at most 1

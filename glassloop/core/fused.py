@@ -122,8 +122,9 @@ class FusedStep:
                 weight.grad = g.t().mm(saved)  # autograd's mm_mat2_backward for weight.t()
                 if bias is not None:
                     bias.grad = g.sum(0)
-            else:  # views of glassloop/core/flat.py's buffer: written in place, same kernels
-                torch.mm(g.t(), saved, out=weight.grad)
+            else:  # views of glassloop/core/flat.py's buffer: the same kernels, then copied in. (BLAS writing
+                #      straight into a view at an odd offset, mm(out=), rounded differently on ~half the seeds.)
+                weight.grad.copy_(g.t().mm(saved))
                 if bias is not None:
                     torch.sum(g, 0, out=bias.grad)
             if position > 0:
