@@ -1,18 +1,21 @@
 """One buffer per dtype and device for the optimizer glassloop builds by name (fused Adam, AdamW, SGD).
 
 Every parameter's values are a view of one contiguous tensor, every `.grad` a view of a second, and the
-optimizer's moment buffers views of a third (and fourth). Clearing the gradients, their norm, clipping and the
-update are then each one kernel over the whole model instead of one per tensor. The `Module` keeps its ordinary
-`nn.Parameter`s (only their storage moves), so user code, `state_dict()` and checkpoints see nothing new, and
-the optimizer's `state` stays valid: `optimizer.step()` itself still works on the same views.
+optimizer's moment buffers views of a third (and fourth). Clearing the gradients, their norm and clipping are
+then each one kernel over the whole model, and the update one call, instead of one of each per tensor. The
+`Module` keeps its ordinary `nn.Parameter`s (only their storage moves), so user code, `state_dict()` and
+checkpoints see nothing new, and the optimizer's `state` stays valid: `optimizer.step()` itself still works on
+the same views.
 
 The update kernels are torch's own fused ones (`torch._fused_adam_`, `_fused_adamw_`, `_fused_sgd_`), called
 once per buffer with its per-parameter views, exactly as `torch.optim` calls them: the numbers are bitwise those
 of `torch.optim` on the same parameters (tests/core/test_flat.py). One call on the whole flat tensor would save
-~5 us a step more, but torch's CPU kernels treat each tensor's last `n % 8` elements with scalar code that rounds
-differently from their vector code, so it is not bitwise; we keep bitwise. What changes is what `zero_grad(set_to_none=False)` changes: a parameter
-that a later step does not reach gets a zero gradient instead of none. Parameters without a gradient when the
-buffers are first built (an unused layer) keep the per-tensor path for the whole run.
+~5 us a step more, but torch's CPU kernels treat each tensor's last `n % 8` elements with scalar code that
+rounds differently from their vector code, so it is not bitwise; we keep bitwise.
+
+What changes is what `zero_grad(set_to_none=False)` changes: a parameter that a later step does not reach gets
+a zero gradient instead of none. Parameters without a gradient when the buffers are first built (an unused
+layer) keep the per-tensor path for the whole run.
 """
 
 from __future__ import annotations
