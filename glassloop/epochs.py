@@ -14,7 +14,7 @@ import torch
 from glassloop.core import distributed
 from glassloop.core.batches import TensorBatcher
 from glassloop.core.building import is_plateau
-from glassloop.core.evaluation import evaluate_source
+from glassloop.core.evaluation import Evaluation
 from glassloop.core.readings import DeferredReadings
 from glassloop.core.rules import nonfinite_reason
 
@@ -24,6 +24,7 @@ class EpochBook:
         self.run = run
         self.state = run.state
         self.epoch_lr = 0.0
+        self.evaluation: Evaluation | None = None
         self.deferred = None  # check_finite_every=N > 1 (glassloop/core/readings.py), on the flat optimizer's path
         if run.options.check_finite_every > 1 and run.gradients.kind is not None and run.world_size == 1:
             self.deferred = DeferredReadings(run.options.check_finite_every, run.device)
@@ -118,8 +119,10 @@ class EpochBook:
         run = self.run
         if run.val is None:
             return {}
-        result = evaluate_source(run.module, run.val, run.val_loss_fn, run.metrics, run.options.batch_size,
-                                 run.device, run.compute_loss)
+        if self.evaluation is None:  # checked and moved to the device once, reused every epoch
+            self.evaluation = Evaluation(run.module, run.val, run.val_loss_fn, run.metrics, run.options.batch_size,
+                                         run.device, run.compute_loss)
+        result = self.evaluation(run.module)
         return {("val_loss" if key == "loss" else f"val_{key}"): value for key, value in result.items()}
 
     def step_schedule(self, record: dict[str, Any]) -> None:

@@ -47,49 +47,64 @@ def batch_rows(batch: Any) -> int:
 def evaluate_source(model: nn.Module, data: Any, loss: Any, metrics: Any, batch_size: int | None,
                     device: Any, compute_loss: Any) -> dict[str, float]:
     """Mean loss per row over `data` (a `reduction='sum'` loss is divided by the rows), plus metrics."""
-    check_model(model)
-    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
-        raise ConfigError(f"batch_size={batch_size!r} is not a positive integer")
-    if isinstance(data, torch.Tensor):
-        raise ConfigError("evaluate needs (inputs, targets), a Dataset or a DataLoader, not a bare tensor; "
-                          "use gl.predict(model, inputs) for outputs without targets")
-    device = resolve_device(device) if device is not None else _model_device(model)
-    loss_fn = loss if isinstance(loss, ShapeGuard) else ShapeGuard(make_loss(loss))
-    summed = getattr(loss_fn.loss_fn, "reduction", "mean") == "sum"  # a batch's loss is already a sum
-    metric_fns = metrics if isinstance(metrics, dict) and all(callable(f) for f in metrics.values()) \
-        else make_metrics(metrics)
-    # Validation needs no small batches: in-memory data goes through in chunks of at least 8192 rows.
-    source = make_source(data, max(batch_size or 0, 8192), False, None, "val")
-    if compute_loss is None:
-        check_pairs(source, model, name="val")
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
+    return Evaluation(model, data, loss, metrics, batch_size, device, compute_loss)(model)
+
+
+class Evaluation:
+    """The checked, device-resident validation data and loss, built once; each call is one pass under
+    model.eval() + torch.no_grad(). `fit` builds it at the first validation and reuses it every epoch."""
+
+    def __init__(self, model: nn.Module, data: Any, loss: Any, metrics: Any, batch_size: int | None,
+                 device: Any, compute_loss: Any) -> None:
+        check_model(model)
+        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
+                                       or batch_size < 1):
+            raise ConfigError(f"batch_size={batch_size!r} is not a positive integer")
+        if isinstance(data, torch.Tensor):
+            raise ConfigError("evaluate needs (inputs, targets), a Dataset or a DataLoader, not a bare tensor; "
+                              "use gl.predict(model, inputs) for outputs without targets")
+        self.device = resolve_device(device) if device is not None else _model_device(model)
+        self.loss_fn = loss if isinstance(loss, ShapeGuard) else ShapeGuard(make_loss(loss))
+        self.summed = getattr(self.loss_fn.loss_fn, "reduction", "mean") == "sum"  # a batch's loss is a sum
+        self.metric_fns = metrics if isinstance(metrics, dict) and all(callable(f) for f in metrics.values()) \
+            else make_metrics(metrics)
+        self.compute_loss = compute_loss
+        # Validation needs no small batches: in-memory data goes through in chunks of at least 8192 rows.
+        self.source = make_source(data, max(batch_size or 0, 8192), False, None, "val")
+        if compute_loss is None:
+            check_pairs(self.source, model, name="val")
+        if hasattr(self.source, "to"):
+            self.source = self.source.to(self.device)  # in memory: moved once, not every epoch
+
+    @torch.no_grad()
+    def __call__(self, model: nn.Module) -> dict[str, float]:
+        was_training = model.training
+        model.eval()
+        try:
             total, count, outputs_all, targets_all = 0.0, 0, [], []
-            for batch in source.epoch():
-                batch = move_to(batch, device)
-                if compute_loss is not None:  # a custom loss is a batch mean: weight it by the batch's rows
+            for batch in self.source.epoch():
+                batch = move_to(batch, self.device)
+                if self.compute_loss is not None:  # a custom loss is a batch mean: weight it by the batch's rows
                     rows = batch_rows(batch)
-                    total += float(compute_loss(model, batch)) * rows
+                    total += float(self.compute_loss(model, batch)) * rows
                     count += rows
                     continue
                 inputs, targets = batch
-                outputs = forward(model, inputs, input_leaves(source) if count == 0 else None)
-                total += float(loss_fn(outputs, targets)) * (1 if summed else len(targets))
+                outputs = forward(model, inputs, input_leaves(self.source) if count == 0 else None)
+                total += float(self.loss_fn(outputs, targets)) * (1 if self.summed else len(targets))
                 count += len(targets)
-                if metric_fns:
+                if self.metric_fns:
                     outputs_all.append(outputs)
                     targets_all.append(targets)
             if count == 0:
                 raise ConfigError("evaluation data is empty (no batches); pass at least one example")
             result = {"loss": total / count}
-            if metric_fns and outputs_all:
+            if self.metric_fns and outputs_all:
                 outputs, targets = torch.cat(outputs_all), torch.cat(targets_all)
-                result.update({name: float(fn(outputs, targets)) for name, fn in metric_fns.items()})
-    finally:
-        model.train(was_training)
-    return result
+                result.update({name: float(fn(outputs, targets)) for name, fn in self.metric_fns.items()})
+        finally:
+            model.train(was_training)
+        return result
 
 
 def forward(model: nn.Module, inputs: Any, leaves: list[tuple[str, torch.Tensor]] | None = None) -> Any:
