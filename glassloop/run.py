@@ -68,6 +68,7 @@ class Run:
         self.build_optimizer()
         self.callbacks = CallbackList(self.build_callbacks())
         self.batch_hooks = self.callbacks.has("on_batch_start") or self.callbacks.has("on_batch_end")
+        self.steps_watched = self.callbacks.watch_steps()  # a user's per-batch callback: the lesson's step
         self.after_backward_hooks = self.callbacks.has("on_after_backward")
         monitor, mode = self.history_monitor()
         self.state = LoopState(history=History(monitor=monitor, mode=mode), model=self.module,
@@ -130,7 +131,7 @@ class Run:
         """The hand-written step (same numbers) when nothing needs autograd; else None: `loss.backward()`."""
         o = self.options
         eligible = (o.fused_step and self.micro.plain and self.compute_loss is None and not o.checks
-                    and self.world_size == 1 and not self.batch_hooks and not self.after_backward_hooks
+                    and self.world_size == 1 and not self.steps_watched and not self.after_backward_hooks
                     and isinstance(self.train, TensorBatcher) and self.train.layout is None
                     and not (isinstance(self.loss_fn.loss_fn, nn.CrossEntropyLoss)
                              and self.train.tensors[-1].dtype.is_floating_point)  # probabilities: autograd's path
@@ -142,7 +143,7 @@ class Run:
         when no per-batch callback can see or replace a tensor mid-epoch; else torch's per-tensor path."""
         o = self.options
         enabled = (o.fused_step and isinstance(o.optimizer, str) and self.world_size == 1 and self.micro.plain
-                   and self.precision.scaler is None and not self.batch_hooks and not self.after_backward_hooks)
+                   and self.precision.scaler is None and not self.steps_watched and not self.after_backward_hooks)
         gradients = FlatOptimizer(self.optimizer, self.parameters, self.optimizer_step, enabled,
                                   torch_clip=not isinstance(o.optimizer, str))
         gradients.overwritten = self.fused is not None  # the fused step writes every gradient: no clearing

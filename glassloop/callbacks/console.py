@@ -89,6 +89,8 @@ class Console:
 
             self.bar = tqdm(total=len(state.batcher), desc=f"epoch {state.epoch + 1}", leave=False, file=self.out)
 
+    reads_step = False  # its per-batch hook only advances a progress bar: the fast step paths stay on
+
     def on_batch_end(self, state: Any) -> None:
         if self.bar is not None:
             self.bar.update(1)

@@ -56,6 +56,12 @@ class CallbackList:
     def has(self, event: str) -> bool:
         return bool(self.by_event[event])
 
+    def watch_steps(self) -> bool:
+        """Some per-batch callback may read or replace the step's tensors (so the step must be the lesson's
+        own, per tensor). A callback that only counts batches says so with `reads_step = False`."""
+        return any(getattr(callback, "reads_step", True) for event in ("on_batch_start", "on_batch_end")
+                   for callback, _ in self.by_event[event])
+
     def __call__(self, event: str, state: Any) -> None:
         if event == "on_exception":
             return self._exception(state)

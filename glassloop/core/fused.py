@@ -6,8 +6,8 @@ It is an optimisation of the same step, not another algorithm: the forward pass 
 (`mse_loss_backward`, `threshold_backward`, `mm` with the same operand order), so the gradients equal autograd's
 (tests compare them to 1e-6 relative on random shapes and activations; whole fits are bitwise on the tested
 seeds) while the graph bookkeeping of autograd's engine is skipped. The heartbeat uses it only when nothing
-needs autograd: no batch hooks, no probes, no custom `compute_loss`, no accumulation or mixed precision, float32
-parameters, and `fused_step` not turned off.
+needs autograd: no per-batch callbacks that read the step, no probes, no custom `compute_loss`, no accumulation
+or mixed precision, float32 parameters, and `fused_step` not turned off.
 Learners read the lesson's `loss.backward()` path; `History.step_path` and `show_loop()` say which one ran.
 """
 

@@ -96,3 +96,21 @@ def test_show_loop_says_which_path_ran():
     text = gl.show_loop(step_path="fused")
     assert "fused_step=False" in text and "loss.backward()" not in text.split("# ")[-1]
     assert "# autograd:" in gl.show_loop() and "# fused:" in gl.show_loop()
+
+
+@pytest.mark.parametrize("progress", ["auto", True])
+def test_the_default_console_keeps_the_fast_paths(progress, capsys):
+    # gl.fit's own Console has an on_batch_end (its per-epoch progress bar) that reads nothing of the step: the
+    # default verbose=True run must still take the fused step and the flat buffers (a user's callback does not).
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1))
+    history = gl.fit(model, (torch.randn(64, 4), torch.randn(64, 1)), epochs=2, batch_size=16, seed=0,
+                     progress=progress)
+    assert "Epoch" in capsys.readouterr().out
+    assert history.step_path == "fused"
+    assert len({p.untyped_storage().data_ptr() for p in model.parameters()}) == 1  # one flat buffer
+    watched = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1))
+    history = gl.fit(watched, (torch.randn(64, 4), torch.randn(64, 1)), epochs=1, batch_size=16, seed=0,
+                     progress=progress, callbacks=[Watcher()])
+    assert history.step_path == "autograd"
+    assert len({p.untyped_storage().data_ptr() for p in watched.parameters()}) == 4
