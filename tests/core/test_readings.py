@@ -3,6 +3,9 @@ before any bad update (glassloop/core/readings.py)."""
 
 from __future__ import annotations
 
+import os
+import signal
+
 import pytest
 import torch
 from torch import nn
@@ -91,3 +94,30 @@ def test_bad_values_are_one_line_errors(bad):
     with pytest.raises(ConfigError, match="check_finite_every"):
         gl.fit(sequential(), (torch.randn(8, 4), torch.randn(8, 1)), epochs=1, verbose=False,
                check_finite_every=bad)
+
+
+class SignalAtEpochStart:
+    """SIGINT to this process as epoch 1 starts: the run stops after that epoch's first step (an epoch-level
+    callback, so the flat path and the deferred reads stay on)."""
+
+    def on_epoch_start(self, state):
+        if state.epoch == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+@pytest.mark.parametrize("builder", [sequential, Residual])
+def test_a_signal_mid_window_saves_the_pending_values_and_resumes_bitwise(builder, tmp_path):
+    reference, history = train(builder, 4)  # uninterrupted, the same data and options as below
+    x = torch.randn(256, 4, generator=torch.Generator().manual_seed(0))
+    y = x.sum(1, keepdim=True)
+    options = {"val": (x[:64], y[:64]), "epochs": 3, "batch_size": 32, "shuffle": False, "seed": 3,
+               "verbose": False, "check_finite_every": 4}
+    torch.manual_seed(1)
+    stopped = gl.fit(builder(), (x, y), callbacks=[SignalAtEpochStart(), gl.Checkpoint(tmp_path)], **options)
+    assert stopped.signal == signal.SIGINT
+    torch.manual_seed(1)
+    resumed_model = builder()
+    resumed = gl.fit(resumed_model, (x, y), callbacks=[gl.Checkpoint(tmp_path, resume=True)], **options)
+    for p, q in zip(reference.parameters(), resumed_model.parameters()):
+        assert torch.equal(p, q)
+    assert same_records(history, resumed)
