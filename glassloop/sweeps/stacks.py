@@ -80,6 +80,7 @@ class SequentialStack:
         # they are megabytes, and fresh ones each step cost page faults (the glibc allocator maps and unmaps
         # blocks that large) that took a third of `wide`'s step.
         self.buffers: dict[int, tuple[list[torch.Tensor], list[torch.Tensor | None]]] = {}
+        self.largest_layer = max((spec[2] * spec[3] for kind, spec in self.layers if kind == "linear"), default=0)
 
     def _views(self, flat: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
         views = []
@@ -107,8 +108,10 @@ class SequentialStack:
                     for i in range(self.k):  # contiguous per-configuration slabs: faster than bmm at these sizes
                         torch.mm(h[i], weight[i], out=out[i]) if bias is None else torch.addmm(
                             bias[i], h[i], weight[i], out=out[i])
+                elif bias is None:
+                    torch.bmm(h, weight, out=out)
                 else:
-                    h = torch.bmm(h, weight, out=out) if bias is None else torch.baddbmm(bias, h, weight, out=out)
+                    torch.baddbmm(bias, h, weight, out=out)
                 h = out
                 buffered = True
             else:
@@ -135,11 +138,11 @@ class SequentialStack:
     def looped(self, rows: int) -> bool:
         """One `mm` per configuration instead of one batched GEMM: for large matrices MKL's batched GEMM ran ~20%
         slower than K plain ones (`wide`, K=32, 2 threads), while for small ones the K calls cost more than bmm."""
-        return max(rows * spec[2] * spec[3] for kind, spec in self.layers if kind == "linear") >= LOOP_MACS
+        return rows * self.largest_layer >= LOOP_MACS
 
     def chunk_rows(self) -> int:
         """Validation rows per forward: each activation buffer at most 4M numbers (16 MB in float32)."""
-        widest = max(spec[3] for kind, spec in self.layers if kind == "linear")
+        widest = max((spec[3] for kind, spec in self.layers if kind == "linear"), default=1)
         return max(64, (1 << 22) // (self.k * widest))
 
     def backward(self, grad_out: torch.Tensor, saved: list[torch.Tensor]) -> torch.Tensor:
@@ -243,11 +246,6 @@ class FunctionalStack:
 
     def forward_shared(self, inputs: torch.Tensor) -> torch.Tensor:
         return self._run(inputs, None)
-
-    def looped(self, rows: int) -> bool:
-        """One `mm` per configuration instead of one batched GEMM: for large matrices MKL's batched GEMM ran ~20%
-        slower than K plain ones (`wide`, K=32, 2 threads), while for small ones the K calls cost more than bmm."""
-        return max(rows * spec[2] * spec[3] for kind, spec in self.layers if kind == "linear") >= LOOP_MACS
 
     def chunk_rows(self) -> int:
         return 8192  # validation rows per forward, as gl.evaluate
