@@ -37,13 +37,10 @@ def fast_step(optimizer: torch.optim.Optimizer, built_here: bool) -> Any:
                 continue
             steps = [state["step"] for state in states]
             torch._foreach_add_(steps, 1)
-            kernel = torch._fused_adamw_ if group["decoupled_weight_decay"] else torch._fused_adam_
-            beta1, beta2 = group["betas"]
             mark_stepped(optimizer)
-            kernel(with_grad, [p.grad for p in with_grad], [state["exp_avg"] for state in states],
-                   [state["exp_avg_sq"] for state in states], [], steps, amsgrad=False, lr=group["lr"],
-                   beta1=beta1, beta2=beta2, weight_decay=group["weight_decay"], eps=group["eps"],
-                   maximize=False, grad_scale=None, found_inf=None)
+            fused_adam("adamw" if group["decoupled_weight_decay"] else "adam",
+                       [with_grad, [p.grad for p in with_grad], [state["exp_avg"] for state in states],
+                        [state["exp_avg_sq"] for state in states]], steps, group)
 
     return step
 
@@ -61,19 +58,28 @@ def has_fused_adam(name: str) -> bool:
     return name in ("adam", "adamw") and hasattr(torch, f"_fused_{name}_")
 
 
-def fused_adam_rows(name: str, tensors: list[list[torch.Tensor]], step: torch.Tensor, lr: float, beta1: float,
-                    beta2: float, weight_decay: float, eps: float = 1e-8) -> None:
-    """torch._fused_adam_/_fused_adamw_ over lists (params, grads, exp_avgs, exp_avg_sqs) sharing one step
-    counter: gl.sweep's stacked update (glassloop/sweeps/optim.py)."""
+def fused_adam(name: str, tensors: list[list[torch.Tensor]], steps: list[torch.Tensor], group: dict[str, Any],
+               found_inf: torch.Tensor | None = None) -> None:
+    """torch._fused_adam_/_fused_adamw_ over lists (params, grads, exp_avgs, exp_avg_sqs) with their step
+    counters, under one param group's lr, betas, weight decay and eps: the call every fused Adam step here makes."""
     kernel = torch._fused_adam_ if name == "adam" else torch._fused_adamw_
     params, grads, avgs, avg_sqs = tensors
-    kernel(params, grads, avgs, avg_sqs, [], [step] * len(params), lr=lr, beta1=beta1, beta2=beta2,
-           weight_decay=weight_decay, eps=eps, amsgrad=False, maximize=False)
+    beta1, beta2 = group["betas"]
+    kernel(params, grads, avgs, avg_sqs, [], steps, amsgrad=False, lr=group["lr"], beta1=beta1, beta2=beta2,
+           weight_decay=group["weight_decay"], eps=group["eps"], maximize=False, grad_scale=None,
+           found_inf=found_inf)
+
+
+def fused_adam_rows(name: str, tensors: list[list[torch.Tensor]], step: torch.Tensor, lr: float, beta1: float,
+                    beta2: float, weight_decay: float, eps: float = 1e-8) -> None:
+    """`fused_adam` over row tensors sharing one step counter: gl.sweep's stacked update (glassloop/sweeps/optim.py)."""
+    group = {"lr": lr, "betas": (beta1, beta2), "weight_decay": weight_decay, "eps": eps}
+    fused_adam(name, tensors, [step] * len(tensors[0]), group)
 
 
 def flat_update_kind(optimizer: torch.optim.Optimizer) -> str | None:
     """"adam", "adamw" or "sgd" for a one-group fused optimizer whose update glassloop/core/flat.py can run as one
-    kernel over a flat buffer; None for anything else (it keeps `optimizer.step()`)."""
+    call per flat buffer; None for anything else (it keeps the per-tensor step)."""
     if len(optimizer.param_groups) != 1:
         return None
     group = optimizer.param_groups[0]
@@ -103,11 +109,6 @@ def flat_update(kind: str, group: dict[str, Any], bucket: Any, first: bool, foun
                           is_first_step=first, grad_scale=None, found_inf=found_inf)
         return
     bucket.step_counts.add_(1)  # every parameter's step counter: views of this one tensor
-    kernel = torch._fused_adamw_ if kind == "adamw" else torch._fused_adam_
-    beta1, beta2 = group["betas"]
-    exp_avgs, exp_avg_sqs = bucket.moment_views
-    kernel(bucket.parameters, bucket.grad_views, exp_avgs, exp_avg_sqs, [], bucket.steps, amsgrad=False,
-           lr=group["lr"], beta1=beta1, beta2=beta2, weight_decay=group["weight_decay"], eps=group["eps"],
-           maximize=False, grad_scale=None, found_inf=found_inf)
+    fused_adam(kind, [bucket.parameters, bucket.grad_views, *bucket.moment_views], bucket.steps, group, found_inf)
     if found_inf is not None:  # a skipped update is no step (torch.optim's rule under GradScaler)
         bucket.step_counts.sub_(found_inf)
