@@ -26,6 +26,20 @@ def random_grads(model, generator):
     return [torch.randn(p.shape, generator=generator, dtype=p.dtype) for p in model.parameters()]
 
 
+def torch_step_and_feed(reference, torch_optimizer, flat, gradients, grads):
+    """One torch.optim step on `reference`; then `flat`'s gradients cleared and set as backward would (new
+    tensors before the buffers exist, written into the buffer's views after)."""
+    for p, g in zip(reference.parameters(), grads):
+        p.grad = g.clone()
+    torch_optimizer.step()
+    gradients.clear()
+    for p, g in zip(flat.parameters(), grads):
+        if p.grad is None:
+            p.grad = g.clone()
+        else:
+            p.grad.copy_(g)
+
+
 OPTIMIZERS = [("adam", {"weight_decay": 0.0}), ("adam", {"weight_decay": 0.05}), ("adamw", {"weight_decay": 0.05}),
               ("sgd", {"momentum": 0.0, "weight_decay": 0.01}), ("sgd", {"momentum": 0.9, "weight_decay": 0.0})]
 
@@ -41,15 +55,7 @@ def test_flat_update_is_bitwise_torch_optim(name, options, dtypes):
     generator = torch.Generator().manual_seed(1)
     for _ in range(6):
         grads = random_grads(reference, generator)
-        for p, g in zip(reference.parameters(), grads):
-            p.grad = g.clone()
-        torch_optimizer.step()
-        gradients.clear()
-        for p, g in zip(flat.parameters(), grads):
-            if p.grad is None:
-                p.grad = g.clone()
-            else:
-                p.grad.copy_(g)  # what backward does to existing gradients: writes into the buffer's views
+        torch_step_and_feed(reference, torch_optimizer, flat, gradients, grads)
         norm = gradients.norm(None)
         gradients.step()
         assert gradients.active
@@ -158,13 +164,7 @@ def test_replaced_views_are_rebuilt_at_the_next_epoch():
                 p.data = p.data.clone()
             gradients.refresh()
             assert not gradients.active
-        grads = random_grads(reference, generator)
-        for p, g in zip(reference.parameters(), grads):
-            p.grad = g.clone()
-        torch_optimizer.step()
-        gradients.clear()
-        for p, g in zip(flat.parameters(), grads):
-            p.grad = g.clone() if p.grad is None else p.grad.copy_(g)
+        torch_step_and_feed(reference, torch_optimizer, flat, gradients, random_grads(reference, generator))
         gradients.norm(None)
         gradients.step()
     assert gradients.active
