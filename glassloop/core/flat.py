@@ -40,7 +40,7 @@ class Bucket:
         for p in parameters:
             self.offsets.append(total)
             total += p.numel()
-        self.values = self.gather([p for p in parameters], total)
+        self.values = self.gather(list(parameters), total)
         self.grads = self.gather([p.grad for p in parameters], total)
         for p, value, grad in zip(parameters, self.views(self.values), self.views(self.grads)):
             p.data, p.grad = value, grad
