@@ -92,15 +92,18 @@ class EpochBook:
         self.state.nonfinite = True
         return nonfinite_reason(loss_value, norm_value, self.state.epoch, batch_index, self.state.step)
 
-    def save_partial(self, losses: list[float], norms: list[float], started: float) -> None:
+    def save_partial(self, started: float) -> None:
         self.settle(current=False)
+        losses, norms = self.losses, self.norms
         # Only the in-memory batcher knows its position inside an epoch; other sources redo the epoch.
         if isinstance(self.run.train, TensorBatcher):
             self.state.partial_epoch = {"losses": losses, "norms": norms, "lr": self.epoch_lr,
                                         "seconds": time.perf_counter() - started}
 
-    def record(self, losses: list[float], norms: list[float]) -> dict[str, Any]:
+    def record(self) -> dict[str, Any]:
+        """The epoch's record from the lists `start_epoch` handed the heartbeat (+ validation)."""
         self.settle(current=False)  # check_finite_every=N: the epoch's last pending values
+        losses, norms = self.losses, self.norms
         sums = [math.fsum(losses), len(losses), math.fsum(norms), len(norms)]
         if self.run.world_size > 1:  # every rank saw its shard: the epoch means are over all of them
             sums = distributed.all_reduce_sums(sums, self.run.device)

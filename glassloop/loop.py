@@ -100,9 +100,9 @@ def heartbeat(run: Run) -> History:
                 if state.should_stop:                                       # a signal: stop after this step
                     break
             if state.interrupted_by and run.train.mid_epoch:                # cut short: checkpoint resumes it
-                book.save_partial(losses, norms, started)
+                book.save_partial(started)
                 break
-            record = book.record(losses, norms)                             # + validation under no_grad
+            record = book.record()                                          # + validation under no_grad
             book.step_schedule(record)                                      # per-epoch schedules (plateau: val)
             book.end_epoch(record, started)
             hooks("on_epoch_end", state)                                    # monitors, checkpoint, reporters
