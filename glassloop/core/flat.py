@@ -7,11 +7,12 @@ then each one kernel over the whole model, and the update one call, instead of o
 checkpoints see nothing new, and the optimizer's `state` stays valid: `optimizer.step()` itself still works on
 the same views.
 
-The update kernels are torch's own fused ones (`torch._fused_adam_`, `_fused_adamw_`, `_fused_sgd_`), called
-once per buffer with its per-parameter views, exactly as `torch.optim` calls them: the numbers are bitwise those
-of `torch.optim` on the same parameters (tests/core/test_flat.py). One call on the whole flat tensor would save
-~5 us a step more, but torch's CPU kernels treat each tensor's last `n % 8` elements with scalar code that
-rounds differently from their vector code, so it is not bitwise; we keep bitwise.
+The update kernels are torch's own fused ones (`torch._fused_adam_`, `_fused_adamw_`, `_fused_sgd_`), and the
+numbers are bitwise those of `torch.optim` on the same parameters (tests/core/test_flat.py). torch's CPU kernels
+cut each tensor into 64-byte units and run a tensor's last `n % 8` (or 16) elements through scalar code that
+rounds differently from the vector code. So one call on the whole buffer is bitwise only when every segment but
+the last fills whole 64-byte units (widths that are multiples of 16, as most hidden sizes are); otherwise the
+update is one call over the per-parameter views, exactly as `torch.optim` makes it (~1-2 us more per tensor).
 
 What changes is what `zero_grad(set_to_none=False)` changes: a parameter that a later step does not reach gets
 a zero gradient instead of none. Parameters without a gradient when the buffers are first built (an unused
@@ -45,6 +46,8 @@ class Bucket:
         for p, value, grad in zip(parameters, self.views(self.values), self.views(self.grads)):
             p.data, p.grad = value, grad
         self.grad_views = [p.grad for p in parameters]
+        # Every segment but the last fills whole 64-byte units: one kernel call over the whole buffer is bitwise.
+        self.whole = all(p.numel() * p.element_size() % 64 == 0 for p in parameters[:-1])
         # Fresh SGD momentum is created by the first step (torch copies the first gradient into it).
         self.fresh = any(state[p].get(name) is None for name in moment_names for p in parameters)
         self.moments = [self.gather([state[p].get(name) for p in parameters], total) for name in moment_names]
@@ -54,6 +57,7 @@ class Bucket:
                 state[p][name] = view
         self.steps: list[torch.Tensor] = []  # Adam's per-parameter step counters: views of one tensor, one add
         self.step_counts = torch.zeros(len(parameters), dtype=torch.float32, device=self.values.device)
+        self.one = torch.ones((), dtype=torch.float32, device=self.values.device)
         if "exp_avg" in moment_names:  # (fused: float32 on the device, as torch.optim keeps them)
             if "step" in state[parameters[0]]:
                 self.step_counts.copy_(torch.stack([state[p]["step"].to(self.step_counts) for p in parameters]))

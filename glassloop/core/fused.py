@@ -19,6 +19,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from glassloop.core.torch_private import set_grad_mode
+
 MEAN = 1  # torch's enum value for reduction="mean" in the aten backward kernels
 
 FORWARD: dict[type, Callable[[torch.Tensor], torch.Tensor]] = {
@@ -77,20 +79,39 @@ def watched_globally() -> bool:
                 or module_hooks._global_backward_hooks or torch._C._is_torch_function_mode_enabled())
 
 
+class Workspace:
+    """The step's own tensors for one batch shape, made once and reused every step: each Linear's output (the
+    activation after it runs in place there) and the gradient at that output, with its transpose as a view.
+    Written with `out=`, a standalone buffer gets bitwise what a fresh tensor would (the same alignment), and the
+    step allocates almost nothing."""
+
+    def __init__(self, weights: list[torch.Tensor], rows: int, like: torch.Tensor) -> None:
+        self.outputs = [torch.empty(rows, w.shape[0], dtype=w.dtype, device=like.device) for w in weights]
+        self.grads = [torch.empty(rows, w.shape[0], dtype=w.dtype, device=like.device) for w in weights]
+        self.grads_t = [g.t() for g in self.grads]
+        # A GEMM's out= rounds exactly as into a new tensor at an address a new tensor could have: 64 bytes, the CPU
+        # allocator's alignment (512, the CUDA caching allocator's, elsewhere). Weight gradients elsewhere are copied.
+        self.alignment = 64 if like.device.type == "cpu" else 512
+
+
 class FusedStep:
     """`loss = step(inputs, targets)`: forward, loss and backward by hand; every parameter's `.grad` is set.
 
     The plan (each Linear's weight and bias, each activation's forward and derivative) is read from the modules
     once: the per-step loop touches no `nn.Module` attribute. The parameters are the modules' own objects, so
-    a new storage behind them (glassloop/core/flat.py, a restore) is seen at once.
+    a new storage behind them (glassloop/core/flat.py, a restore) is seen at once. A weight gradient that is a
+    view of the flat buffer at an aligned address is written by the GEMM itself; elsewhere it is copied in.
     """
 
     def __init__(self, model: nn.Sequential, loss_fn: Any, guard: Any = None) -> None:
-        self.plan: list[tuple[Any, Any, Any]] = []  # (weight, bias, None) for a Linear; (None, forward, backward)
+        # Each entry: (weight, bias, linear index) for a Linear; (None, forward, backward) for an activation.
+        self.plan: list[tuple[Any, Any, Any]] = []
+        self.weights: list[torch.Tensor] = []
         after_linear = False  # an activation right after a Linear may overwrite that Linear's fresh output
         for module in model:
             if type(module) is nn.Linear:
-                self.plan.append((module.weight, module.bias, None))
+                self.plan.append((module.weight, module.bias, len(self.weights)))
+                self.weights.append(module.weight)
             else:
                 forward = FORWARD_IN_PLACE if after_linear else FORWARD
                 self.plan.append((None, forward[type(module)], BACKWARD_IN_PLACE[type(module)]))
@@ -98,47 +119,70 @@ class FusedStep:
         self.kind = loss_kind(loss_fn)
         self.guard = guard  # the run's ShapeGuard: the first batch gets the same checks as the autograd path
         self.ones: dict[tuple[torch.dtype, torch.device], torch.Tensor] = {}
-        self.transposes: dict[int, tuple[int, torch.Tensor]] = {}  # position -> (weight's data_ptr, weight.t())
+        self.transposes: dict[int, tuple[int, torch.Tensor]] = {}  # linear index -> (weight's data_ptr, weight.t())
+        self.workspaces: dict[tuple[int, torch.device], Workspace] = {}
 
-    @torch.no_grad()
     def __call__(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        enabled = torch.is_grad_enabled()
+        set_grad_mode(False)  # torch.no_grad() for the step, without a context object per call
+        try:
+            return self.step(inputs, targets)
+        finally:
+            set_grad_mode(enabled)
+
+    def step(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        space = self.workspace(inputs)
         kept: list[torch.Tensor] = []  # each Linear's input, each activation's output
         h = inputs
-        for position, (weight, second, _) in enumerate(self.plan):
+        for weight, second, third in self.plan:
             if weight is not None:
                 kept.append(h)
-                h = torch.addmm(second, h, self.transposed(position, weight)) if second is not None \
-                    else h.mm(self.transposed(position, weight))  # what F.linear runs for nn.Linear
+                out, weight_t = space.outputs[third], self.transposed(third, weight)
+                h = torch.addmm(second, h, weight_t, out=out) if second is not None \
+                    else torch.mm(h, weight_t, out=out)  # what F.linear runs for nn.Linear
             else:
                 h = second(h)
                 kept.append(h)
         if self.guard is not None and not self.guard.checked:
             self.guard(h, targets)  # shapes, dtypes, a scalar loss: the same one-line errors as loss.backward()'s path
-        loss, g = self.loss_and_grad(h, targets)
+        loss, g = self.loss_and_grad(h, targets, space.grads[-1])
         for position in range(len(self.plan) - 1, -1, -1):
-            (weight, bias, backward), saved = self.plan[position], kept[position]
+            (weight, bias, third), saved = self.plan[position], kept[position]
             if weight is None:
-                g = backward(g, saved)
+                g = third(g, saved)  # the activation's derivative, in place on a gradient this step made
                 continue
-            if weight.grad is None:  # per-tensor gradients: new tensors, as autograd makes them
-                weight.grad = g.t().mm(saved)  # autograd's mm_mat2_backward for weight.t()
+            g_t = space.grads_t[third] if g is space.grads[third] else g.t()
+            grad = weight.grad
+            if grad is None:  # per-tensor gradients: new tensors, as autograd makes them
+                weight.grad = g_t.mm(saved)  # autograd's mm_mat2_backward for weight.t()
                 if bias is not None:
                     bias.grad = g.sum(0)
-            else:  # views of glassloop/core/flat.py's buffer: the same kernels, then copied in. (BLAS writing
-                #      straight into a view at an odd offset, mm(out=), rounded differently on ~half the seeds.)
-                weight.grad.copy_(g.t().mm(saved))
+            else:  # views of glassloop/core/flat.py's buffer
+                if grad.data_ptr() % space.alignment == 0:
+                    torch.mm(g_t, saved, out=grad)
+                else:  # BLAS writing into a view at an unaligned address rounded differently on ~half the seeds
+                    grad.copy_(g_t.mm(saved))
                 if bias is not None:
                     torch.sum(g, 0, out=bias.grad)
-            if position > 0:
-                g = g.mm(weight)  # autograd's mm_mat1_backward
+            if third > 0:
+                g = torch.mm(g, weight, out=space.grads[third - 1])  # autograd's mm_mat1_backward
         return loss
 
-    def transposed(self, position: int, weight: torch.Tensor) -> torch.Tensor:
+    def workspace(self, inputs: torch.Tensor) -> Workspace:
+        key = (inputs.shape[0], inputs.device)
+        space = self.workspaces.get(key)
+        if space is None:
+            if len(self.workspaces) >= 4:  # batch sizes that keep changing: keep the memory bounded
+                self.workspaces.clear()
+            space = self.workspaces[key] = Workspace(self.weights, inputs.shape[0], inputs)
+        return space
+
+    def transposed(self, index: int, weight: torch.Tensor) -> torch.Tensor:
         """`weight.t()`, made again only when the weight's storage moved (the flat buffer, a restore)."""
-        pointer, view = self.transposes.get(position, (None, None))
+        pointer, view = self.transposes.get(index, (None, None))
         if pointer != weight.data_ptr() or view is None:
             view = weight.t()
-            self.transposes[position] = (weight.data_ptr(), view)
+            self.transposes[index] = (weight.data_ptr(), view)
         return view
 
     def one(self, like: torch.Tensor) -> torch.Tensor:
@@ -147,15 +191,19 @@ class FusedStep:
             self.ones[key] = torch.ones((), dtype=like.dtype, device=like.device)
         return self.ones[key]
 
-    def loss_and_grad(self, outputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def loss_and_grad(self, outputs: torch.Tensor, targets: torch.Tensor, buffer: torch.Tensor
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The loss (a new tensor: the caller may keep it) and its gradient at the outputs, into `buffer` when
+        the shapes allow (the kernel's out= form: no zero-filled tensor made first)."""
         one = self.one(outputs)
         if self.kind == "mse":
             if outputs.shape != targets.shape:  # broadcasting: F.mse_loss's own warning and rules
                 return (nn.functional.mse_loss(outputs, targets),
                         torch.ops.aten.mse_loss_backward(one, outputs, targets, MEAN))
             return (torch.ops.aten.mse_loss(outputs, targets, MEAN),
-                    torch.ops.aten.mse_loss_backward(one, outputs, targets, MEAN))
+                    torch.ops.aten.mse_loss_backward.grad_input(one, outputs, targets, MEAN, grad_input=buffer))
         log_probabilities = torch.log_softmax(outputs, 1)
         loss, total_weight = torch.ops.aten.nll_loss_forward(log_probabilities, targets, None, MEAN, -100)
         grad = torch.ops.aten.nll_loss_backward(one, log_probabilities, targets, None, MEAN, -100, total_weight)
         return loss, torch.ops.aten._log_softmax_backward_data(grad, log_probabilities, 1, outputs.dtype)
+

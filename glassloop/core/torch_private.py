@@ -45,6 +45,11 @@ def fast_step(optimizer: torch.optim.Optimizer, built_here: bool) -> Any:
     return step
 
 
+def set_grad_mode(enabled: bool) -> None:
+    """What `torch.no_grad()` switches, without building a context-manager object (~3 us a call)."""
+    torch._C._set_grad_enabled(enabled)
+
+
 def has_step_hooks(optimizer: torch.optim.Optimizer) -> bool:
     return bool(optimizer._optimizer_step_pre_hooks or optimizer._optimizer_step_post_hooks
                 or optimizer_module._global_optimizer_pre_hooks or optimizer_module._global_optimizer_post_hooks)
@@ -100,15 +105,20 @@ def has_fused_sgd() -> bool:
 
 def flat_update(kind: str, group: dict[str, Any], bucket: Any, first: bool, found_inf: torch.Tensor | None = None
                 ) -> None:
-    """torch.optim's fused update of one param group, called once over one flat bucket's per-parameter views.
+    """torch.optim's fused update of one param group over one flat bucket: one call on the whole buffer where that
+    is bitwise (`bucket.whole`), else one call over its per-parameter views, as torch.optim makes it.
     `found_inf` (a device flag, 1.0 = skip) makes the kernel leave everything as it was, as under GradScaler."""
+    whole = bucket.whole
+    params, grads = ([bucket.values], [bucket.grads]) if whole else (bucket.parameters, bucket.grad_views)
+    moments = [[moment] for moment in bucket.moments] if whole else bucket.moment_views
     if kind == "sgd":
-        torch._fused_sgd_(bucket.parameters, bucket.grad_views, bucket.moment_views[0] if bucket.moment_views else [],
-                          weight_decay=group["weight_decay"], momentum=group["momentum"], lr=group["lr"],
-                          dampening=group["dampening"], nesterov=group["nesterov"], maximize=False,
-                          is_first_step=first, grad_scale=None, found_inf=found_inf)
+        torch._fused_sgd_(params, grads, moments[0] if moments else [], weight_decay=group["weight_decay"],
+                          momentum=group["momentum"], lr=group["lr"], dampening=group["dampening"],
+                          nesterov=group["nesterov"], maximize=False, is_first_step=first, grad_scale=None,
+                          found_inf=found_inf)
         return
-    bucket.step_counts.add_(1)  # every parameter's step counter: views of this one tensor
-    fused_adam(kind, [bucket.parameters, bucket.grad_views, *bucket.moment_views], bucket.steps, group, found_inf)
+    # Every parameter's step counter (views of this one tensor), plus a tensor 1: a Python 1 is a new tensor a step.
+    bucket.step_counts.add_(bucket.one)
+    fused_adam(kind, [params, grads, *moments], bucket.steps[:1] if whole else bucket.steps, group, found_inf)
     if found_inf is not None:  # a skipped update is no step (torch.optim's rule under GradScaler)
         bucket.step_counts.sub_(found_inf)

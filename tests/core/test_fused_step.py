@@ -114,3 +114,31 @@ def test_the_default_console_keeps_the_fast_paths(progress, capsys):
                      progress=progress, callbacks=[Watcher()])
     assert history.step_path == "autograd"
     assert len({p.untyped_storage().data_ptr() for p in watched.parameters()}) == 4
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_whole_fits_reuse_the_workspace_and_match_autograd(seed):
+    """Many steps through one FusedStep: its buffers are reused from step to step and batch size to batch size
+    (a short last batch), and two activations in a row keep their own outputs."""
+    model, loss_fn, inputs, targets = random_case(seed)
+    layers = list(model)
+    if seed % 3 == 0:  # an activation right after another one: it must not overwrite the output the first keeps
+        layers.insert(1, nn.Tanh())
+    rows = 37
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(rows, inputs.shape[1], generator=generator)
+    y = (torch.randint(0, layers[-1].out_features, (rows,), generator=generator) if targets.dtype == torch.long
+         else torch.randn(rows, targets.shape[1], generator=generator))
+    results = {}
+    for fused in (True, False):
+        torch.manual_seed(seed)
+        copy = nn.Sequential(*[type(m)(m.in_features, m.out_features, bias=m.bias is not None)
+                               if isinstance(m, nn.Linear) else type(m)() for m in layers])
+        history = gl.fit(copy, (x, y), loss=loss_fn, epochs=3, batch_size=8, seed=0, verbose=False,
+                         fused_step=fused)
+        assert history.step_path == ("fused" if fused else "autograd")
+        results[fused] = ([p.detach().clone() for p in copy.parameters()],
+                          [(r["train_loss"], r["grad_norm"]) for r in history.records])
+    for a, b in zip(results[True][0], results[False][0]):
+        assert torch.equal(a, b)
+    assert results[True][1] == results[False][1]
