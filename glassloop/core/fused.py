@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from glassloop.core.torch_private import set_grad_mode
+from glassloop.core.torch_private import aten_kernel, set_grad_mode
 
 MEAN = 1  # torch's enum value for reduction="mean" in the aten backward kernels
 
@@ -37,10 +37,13 @@ BACKWARD: dict[type, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
 FORWARD_IN_PLACE: dict[type, Callable[[torch.Tensor], torch.Tensor]] = {
     nn.ReLU: torch.relu_, nn.Tanh: torch.tanh_, nn.Sigmoid: torch.sigmoid_, nn.Identity: lambda h: h,
 }
+_threshold_backward = aten_kernel(torch.ops.aten.threshold_backward.grad_input)
+_tanh_backward = aten_kernel(torch.ops.aten.tanh_backward.grad_input)
+_sigmoid_backward = aten_kernel(torch.ops.aten.sigmoid_backward.grad_input)
 BACKWARD_IN_PLACE: dict[type, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
-    nn.ReLU: lambda g, out: torch.ops.aten.threshold_backward.grad_input(g, out, 0, grad_input=g),
-    nn.Tanh: lambda g, out: torch.ops.aten.tanh_backward.grad_input(g, out, grad_input=g),
-    nn.Sigmoid: lambda g, out: torch.ops.aten.sigmoid_backward.grad_input(g, out, grad_input=g),
+    nn.ReLU: lambda g, out: _threshold_backward(g, out, 0, grad_input=g),
+    nn.Tanh: lambda g, out: _tanh_backward(g, out, grad_input=g),
+    nn.Sigmoid: lambda g, out: _sigmoid_backward(g, out, grad_input=g),
     nn.Identity: lambda g, out: g,
 }
 
@@ -81,45 +84,50 @@ def watched_globally() -> bool:
 
 class Workspace:
     """The step's own tensors for one batch shape, made once and reused every step: each Linear's output (the
-    activation after it runs in place there) and the gradient at that output, with its transpose as a view.
-    Written with `out=`, a standalone buffer gets bitwise what a fresh tensor would (the same alignment), and the
-    step allocates almost nothing."""
+    first activation after it runs in place there), the gradient at that output with its transpose as a view, and
+    the MSE's residual and squares. Written with `out=`, a standalone buffer gets bitwise what a fresh tensor
+    would (the same alignment), and the step allocates almost nothing."""
 
     def __init__(self, weights: list[torch.Tensor], rows: int, like: torch.Tensor) -> None:
-        self.outputs = [torch.empty(rows, w.shape[0], dtype=w.dtype, device=like.device) for w in weights]
-        self.grads = [torch.empty(rows, w.shape[0], dtype=w.dtype, device=like.device) for w in weights]
+        device, dtype = like.device, weights[0].dtype
+        self.outputs = [torch.empty(rows, w.shape[0], dtype=dtype, device=device) for w in weights]
+        self.grads = [torch.empty_like(out) for out in self.outputs]
         self.grads_t = [g.t() for g in self.grads]
+        self.residual, self.squares = torch.empty_like(self.outputs[-1]), torch.empty_like(self.outputs[-1])
+        count = self.outputs[-1].numel()  # mse_loss's mean divides by it; its backward scales by 2 / count
+        self.count = torch.tensor(float(count), dtype=dtype, device=device)
+        self.scale = torch.tensor(2.0 / count, dtype=dtype, device=device)
+        self.one = torch.ones((), dtype=dtype, device=device)
         # A GEMM's out= rounds exactly as into a new tensor at an address a new tensor could have: 64 bytes, the CPU
         # allocator's alignment (512, the CUDA caching allocator's, elsewhere). Weight gradients elsewhere are copied.
-        self.alignment = 64 if like.device.type == "cpu" else 512
+        self.alignment = 64 if device.type == "cpu" else 512
 
 
 class FusedStep:
     """`loss = step(inputs, targets)`: forward, loss and backward by hand; every parameter's `.grad` is set.
 
-    The plan (each Linear's weight and bias, each activation's forward and derivative) is read from the modules
-    once: the per-step loop touches no `nn.Module` attribute. The parameters are the modules' own objects, so
-    a new storage behind them (glassloop/core/flat.py, a restore) is seen at once. A weight gradient that is a
-    view of the flat buffer at an aligned address is written by the GEMM itself; elsewhere it is copied in.
+    The plan is read from the modules once, as blocks: a Linear's weight and bias, then the (forward, derivative)
+    of each activation after it. The per-step loop touches no `nn.Module` attribute. The parameters are the
+    modules' own objects, so a new storage behind them (glassloop/core/flat.py, a restore) is seen at once. A
+    weight gradient that is a view of the flat buffer at an aligned address is written by the GEMM itself;
+    elsewhere it is copied in.
     """
 
     def __init__(self, model: nn.Sequential, loss_fn: Any, guard: Any = None) -> None:
-        # Each entry: (weight, bias, linear index) for a Linear; (None, forward, backward) for an activation.
-        self.plan: list[tuple[Any, Any, Any]] = []
-        self.weights: list[torch.Tensor] = []
-        after_linear = False  # an activation right after a Linear may overwrite that Linear's fresh output
-        for module in model:
+        self.blocks: list[tuple[torch.Tensor, torch.Tensor | None, list[tuple[Any, Any]]]] = []
+        for module in model:  # (supports(): the first module is a Linear)
             if type(module) is nn.Linear:
-                self.plan.append((module.weight, module.bias, len(self.weights)))
-                self.weights.append(module.weight)
-            else:
-                forward = FORWARD_IN_PLACE if after_linear else FORWARD
-                self.plan.append((None, forward[type(module)], BACKWARD_IN_PLACE[type(module)]))
-            after_linear = type(module) is nn.Linear
+                self.blocks.append((module.weight, module.bias, []))
+                continue
+            activations = self.blocks[-1][2]
+            # The first activation writes over its Linear's fresh output; a second one keeps the first's output.
+            forward = FORWARD_IN_PLACE if not activations else FORWARD
+            activations.append((forward[type(module)], BACKWARD_IN_PLACE[type(module)]))
+        self.weights = [weight for weight, _, _ in self.blocks]
         self.kind = loss_kind(loss_fn)
         self.guard = guard  # the run's ShapeGuard: the first batch gets the same checks as the autograd path
-        self.ones: dict[tuple[torch.dtype, torch.device], torch.Tensor] = {}
-        self.transposes: dict[int, tuple[int, torch.Tensor]] = {}  # linear index -> (weight's data_ptr, weight.t())
+        self.pointers: list[int] = []  # the weights' data_ptr when `weights_t` was made
+        self.weights_t: list[torch.Tensor] = []
         self.workspaces: dict[tuple[int, torch.device], Workspace] = {}
 
     def __call__(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -131,27 +139,26 @@ class FusedStep:
             set_grad_mode(enabled)
 
     def step(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        space = self.workspace(inputs)
-        kept: list[torch.Tensor] = []  # each Linear's input, each activation's output
+        space, blocks = self.workspace(inputs), self.blocks
+        block_inputs: list[torch.Tensor] = []  # kept for the weight gradients
+        activation_outputs: list[torch.Tensor] = []  # kept for the activations' derivatives
         h = inputs
-        for weight, second, third in self.plan:
-            if weight is not None:
-                kept.append(h)
-                out, weight_t = space.outputs[third], self.transposed(third, weight)
-                h = torch.addmm(second, h, weight_t, out=out) if second is not None \
-                    else torch.mm(h, weight_t, out=out)  # what F.linear runs for nn.Linear
-            else:
-                h = second(h)
-                kept.append(h)
+        for (_, bias, activations), weight_t, out in zip(blocks, self.transposed(), space.outputs):
+            block_inputs.append(h)
+            h = torch.addmm(bias, h, weight_t, out=out) if bias is not None \
+                else torch.mm(h, weight_t, out=out)  # what F.linear runs for nn.Linear
+            for forward, _ in activations:
+                h = forward(h)
+                activation_outputs.append(h)
         if self.guard is not None and not self.guard.checked:
             self.guard(h, targets)  # shapes, dtypes, a scalar loss: the same one-line errors as loss.backward()'s path
-        loss, g = self.loss_and_grad(h, targets, space.grads[-1])
-        for position in range(len(self.plan) - 1, -1, -1):
-            (weight, bias, third), saved = self.plan[position], kept[position]
-            if weight is None:
-                g = third(g, saved)  # the activation's derivative, in place on a gradient this step made
-                continue
-            g_t = space.grads_t[third] if g is space.grads[third] else g.t()
+        loss, g = self.loss_and_grad(h, targets, space)
+        for index in range(len(blocks) - 1, -1, -1):
+            weight, bias, activations = blocks[index]
+            for _, derivative in reversed(activations):
+                g = derivative(g, activation_outputs.pop())  # in place on a gradient this step made
+            saved = block_inputs[index]
+            g_t = space.grads_t[index] if g is space.grads[index] else g.t()
             grad = weight.grad
             if grad is None:  # per-tensor gradients: new tensors, as autograd makes them
                 weight.grad = g_t.mm(saved)  # autograd's mm_mat2_backward for weight.t()
@@ -164,8 +171,8 @@ class FusedStep:
                     grad.copy_(g_t.mm(saved))
                 if bias is not None:
                     torch.sum(g, 0, out=bias.grad)
-            if third > 0:
-                g = torch.mm(g, weight, out=space.grads[third - 1])  # autograd's mm_mat1_backward
+            if index:
+                g = torch.mm(g, weight, out=space.grads[index - 1])  # autograd's mm_mat1_backward
         return loss
 
     def workspace(self, inputs: torch.Tensor) -> Workspace:
@@ -177,33 +184,27 @@ class FusedStep:
             space = self.workspaces[key] = Workspace(self.weights, inputs.shape[0], inputs)
         return space
 
-    def transposed(self, index: int, weight: torch.Tensor) -> torch.Tensor:
-        """`weight.t()`, made again only when the weight's storage moved (the flat buffer, a restore)."""
-        pointer, view = self.transposes.get(index, (None, None))
-        if pointer != weight.data_ptr() or view is None:
-            view = weight.t()
-            self.transposes[index] = (weight.data_ptr(), view)
-        return view
+    def transposed(self) -> list[torch.Tensor]:
+        """Each `weight.t()`, made again only when a weight's storage moved (the flat buffer, a restore)."""
+        pointers = [weight.data_ptr() for weight in self.weights]
+        if pointers != self.pointers:
+            self.pointers, self.weights_t = pointers, [weight.t() for weight in self.weights]
+        return self.weights_t
 
-    def one(self, like: torch.Tensor) -> torch.Tensor:
-        key = (like.dtype, like.device)
-        if key not in self.ones:
-            self.ones[key] = torch.ones((), dtype=like.dtype, device=like.device)
-        return self.ones[key]
-
-    def loss_and_grad(self, outputs: torch.Tensor, targets: torch.Tensor, buffer: torch.Tensor
+    def loss_and_grad(self, outputs: torch.Tensor, targets: torch.Tensor, space: Workspace
                       ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The loss (a new tensor: the caller may keep it) and its gradient at the outputs, into `buffer` when
-        the shapes allow (the kernel's out= form: no zero-filled tensor made first)."""
-        one = self.one(outputs)
+        """The loss (a new tensor: the caller may keep it) and its gradient at the outputs."""
         if self.kind == "mse":
-            if outputs.shape != targets.shape:  # broadcasting: F.mse_loss's own warning and rules
-                return (nn.functional.mse_loss(outputs, targets),
-                        torch.ops.aten.mse_loss_backward(one, outputs, targets, MEAN))
-            return (torch.ops.aten.mse_loss(outputs, targets, MEAN),
-                    torch.ops.aten.mse_loss_backward.grad_input(one, outputs, targets, MEAN, grad_input=buffer))
+            if outputs.shape == targets.shape and outputs.dtype == targets.dtype:
+                # mse_loss's own arithmetic, each step with out=: the mean of (outputs - targets)^2 is a sum, then a
+                # division by the count; the gradient 2 / count * (outputs - targets). Bitwise its two kernels.
+                residual = torch.sub(outputs, targets, out=space.residual)
+                loss = torch.sum(torch.mul(residual, residual, out=space.squares)).div_(space.count)
+                return loss, torch.mul(residual, space.scale, out=space.grads[-1])
+            # broadcasting or mixed dtypes: F.mse_loss's own warning and rules
+            return (nn.functional.mse_loss(outputs, targets),
+                    torch.ops.aten.mse_loss_backward(space.one, outputs, targets, MEAN))
         log_probabilities = torch.log_softmax(outputs, 1)
         loss, total_weight = torch.ops.aten.nll_loss_forward(log_probabilities, targets, None, MEAN, -100)
-        grad = torch.ops.aten.nll_loss_backward(one, log_probabilities, targets, None, MEAN, -100, total_weight)
+        grad = torch.ops.aten.nll_loss_backward(space.one, log_probabilities, targets, None, MEAN, -100, total_weight)
         return loss, torch.ops.aten._log_softmax_backward_data(grad, log_probabilities, 1, outputs.dtype)
-

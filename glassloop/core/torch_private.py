@@ -50,6 +50,11 @@ def set_grad_mode(enabled: bool) -> None:
     torch._C._set_grad_enabled(enabled)
 
 
+def aten_kernel(overload: Any) -> Any:
+    """The C++ callable behind a `torch.ops.aten.<op>.<overload>`, without its Python `__call__` (~1 us a call)."""
+    return getattr(overload, "_op", overload)
+
+
 def has_step_hooks(optimizer: torch.optim.Optimizer) -> bool:
     return bool(optimizer._optimizer_step_pre_hooks or optimizer._optimizer_step_post_hooks
                 or optimizer_module._global_optimizer_pre_hooks or optimizer_module._global_optimizer_post_hooks)

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from glassloop.core.torch_private import fast_step
+from glassloop.core.torch_private import aten_kernel, fast_step, set_grad_mode
 
 UPGRADE = ("torch changed a private API that glassloop/core/torch_private.py calls; update fast_step there "
            "(the public fallback, optimizer.step(), still works: set it to return optimizer.step)")
@@ -23,6 +23,20 @@ def test_the_private_names_fast_step_calls_still_exist_with_the_same_keywords():
     if doc:
         for keyword in ("amsgrad", "beta1", "beta2", "weight_decay", "eps", "maximize", "grad_scale", "found_inf"):
             assert keyword in doc, f"torch._fused_adam_ lost its {keyword!r} argument: {UPGRADE}"
+
+
+def test_the_bare_aten_kernel_and_grad_switch_do_what_the_public_calls_do():
+    kernel = aten_kernel(torch.ops.aten.threshold_backward.grad_input)
+    assert callable(kernel) and kernel is not torch.ops.aten.threshold_backward.grad_input, UPGRADE
+    g, out = torch.tensor([1.0, 2.0, 3.0]), torch.tensor([0.0, 1.0, -1.0])
+    assert kernel(g.clone(), out, 0, grad_input=torch.empty(3)).tolist() == [0.0, 2.0, 0.0]
+    set_grad_mode(False)
+    try:
+        assert not torch.is_grad_enabled()
+        assert not (nn.Parameter(torch.ones(1)) * 2).requires_grad
+    finally:
+        set_grad_mode(True)
+    assert torch.is_grad_enabled()
 
 
 def run(optimizer_class, fused, use_fast, steps=4, **options):
