@@ -359,3 +359,26 @@ def test_cli_table_is_written_atomically(tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "No space left on device" in err and "Traceback" not in err
     assert list(tmp_path.iterdir()) == []
+
+
+class Halved(nn.Sequential):
+    def forward(self, x):
+        return super().forward(x) / 2
+
+
+class Shifted(nn.Linear):
+    def forward(self, x):
+        return super().forward(x) + 1.0
+
+
+@pytest.mark.parametrize("make", [lambda: Halved(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 1)),
+                                  lambda: nn.Sequential(Shifted(3, 4), nn.Tanh(), nn.Linear(4, 1))])
+def test_a_subclass_with_its_own_forward_is_not_stacked_by_hand(make):
+    from glassloop.sweeps.stacks import SequentialStack
+
+    torch.manual_seed(0)
+    model = make()
+    assert not SequentialStack.supports(model)
+    with pytest.raises(ConfigError, match="bmm"):
+        gl.sweep(lambda: make(), (torch.randn(16, 3), torch.randn(16, 1)), grid={"lr": [0.01, 0.02]}, epochs=1,
+                 batch_size=8, method="bmm", verbose=False)

@@ -59,9 +59,7 @@ def loss_kind(loss_fn: Any) -> str | None:
 
 
 def supports(model: nn.Module, loss_fn: Any) -> bool:
-    if not isinstance(model, nn.Sequential) or len(model) == 0 or loss_kind(loss_fn) is None:
-        return False
-    if not isinstance(model[0], nn.Linear) or any(type(m) not in (nn.Linear, *FORWARD) for m in model):
+    if loss_kind(loss_fn) is None or not plain_sequential(model) or type(model[0]) is not nn.Linear:
         return False
     if model._forward_hooks or model._forward_pre_hooks or any(m._forward_hooks or m._forward_pre_hooks
                                                               for m in model):
@@ -72,6 +70,14 @@ def supports(model: nn.Module, loss_fn: Any) -> bool:
     if any(p._backward_hooks or getattr(p, "_post_accumulate_grad_hooks", None) for p in parameters):
         return False  # gradient hooks on the parameters run only inside autograd
     return bool(parameters) and all(p.dtype == torch.float32 and p.requires_grad for p in parameters)
+
+
+def plain_sequential(model: nn.Module) -> bool:
+    """Linear layers and the known activations in a row, nothing else: exact types (a subclass may compute
+    something else in its own forward), and the container's own forward is nn.Sequential's."""
+    return (isinstance(model, nn.Sequential) and len(model) > 0
+            and type(model).forward is nn.Sequential.forward and type(model).__call__ is nn.Module.__call__
+            and all(type(m) in (nn.Linear, *FORWARD) for m in model))
 
 
 def watched_globally() -> bool:

@@ -16,10 +16,10 @@ from torch import nn
 from glassloop.core.fused import BACKWARD_IN_PLACE as ACTIVATION_BACKWARD_IN_PLACE
 from glassloop.core.fused import FORWARD as ACTIVATION_FORWARD
 from glassloop.core.fused import FORWARD_IN_PLACE as ACTIVATION_IN_PLACE
+from glassloop.core.fused import plain_sequential
 from glassloop.errors import ConfigError
 
 LOOP_MACS = 1 << 22  # multiply-adds of one configuration's largest GEMM from which a per-configuration loop wins
-ACTIVATIONS = tuple(ACTIVATION_FORWARD)  # the element-wise activations the hand-written backward knows
 
 
 def make_stack(models: list[nn.Module], method: str, device: torch.device) -> Any:
@@ -39,9 +39,7 @@ class SequentialStack:
 
     @staticmethod
     def supports(model: nn.Module) -> bool:
-        if not isinstance(model, nn.Sequential) or len(model) == 0:
-            return False
-        if not all(isinstance(m, (nn.Linear, *ACTIVATIONS)) for m in model):
+        if not plain_sequential(model):
             return False
         return not list(model.buffers()) and all(p.dtype == torch.float32 for p in model.parameters())
 

@@ -59,6 +59,26 @@ def test_fit_takes_the_fused_path_with_the_same_weights_and_says_so():
         torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
 
 
+class Doubled(nn.Sequential):
+    def forward(self, x):
+        return super().forward(x) * 2
+
+
+def test_a_sequential_subclass_with_its_own_forward_keeps_autograd():
+    torch.manual_seed(0)
+    model = Doubled(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 1))
+    assert not supports(model, nn.MSELoss())
+    x, y = torch.randn(32, 3), torch.randn(32, 1)
+    history = gl.fit(model, (x, y), epochs=1, batch_size=8, seed=0, verbose=False)
+    assert history.step_path == "autograd"
+    plain = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 1))
+
+    class Renamed(nn.Sequential):  # a subclass that only adds a name keeps the fused step
+        pass
+
+    assert supports(Renamed(*plain), nn.MSELoss())
+
+
 class Watcher:
     def on_batch_end(self, state):
         pass
