@@ -89,24 +89,36 @@ def watched_globally() -> bool:
 
 
 class Workspace:
-    """The step's own tensors for one batch shape, made once and reused every step: each Linear's output (the
+    """The step's own tensors for one batch size, made once and reused every step: each Linear's output (the
     first activation after it runs in place there), the gradient at that output with its transpose as a view, and
-    the MSE's residual and squares. Written with `out=`, a standalone buffer gets bitwise what a fresh tensor
-    would (the same alignment), and the step allocates almost nothing."""
+    the MSE's residual and squares. Written with `out=`, a buffer that starts where a fresh tensor would (the
+    same alignment) gets bitwise what a fresh tensor gets, and the step allocates almost nothing. A smaller batch
+    (an epoch's last) uses the first rows of the same buffers: no second set of activations in memory."""
 
-    def __init__(self, weights: list[torch.Tensor], rows: int, like: torch.Tensor) -> None:
-        device, dtype = like.device, weights[0].dtype
-        self.outputs = [torch.empty(rows, w.shape[0], dtype=dtype, device=device) for w in weights]
-        self.grads = [torch.empty_like(out) for out in self.outputs]
-        self.grads_t = [g.t() for g in self.grads]
-        self.residual, self.squares = torch.empty_like(self.outputs[-1]), torch.empty_like(self.outputs[-1])
-        count = self.outputs[-1].numel()  # mse_loss's mean divides by it; its backward scales by 2 / count
+    def __init__(self, outputs: list[torch.Tensor], grads: list[torch.Tensor], residual: torch.Tensor,
+                 squares: torch.Tensor) -> None:
+        self.rows, self.outputs, self.grads = outputs[0].shape[0], outputs, grads
+        self.grads_t = [g.t() for g in grads]
+        self.residual, self.squares = residual, squares
+        device, dtype = residual.device, residual.dtype
+        count = residual.numel()  # mse_loss's mean divides by it; its backward scales by 2 / count
         self.count = torch.tensor(float(count), dtype=dtype, device=device)
         self.scale = torch.tensor(2.0 / count, dtype=dtype, device=device)
         self.one = torch.ones((), dtype=dtype, device=device)
         # A GEMM's out= rounds exactly as into a new tensor at an address a new tensor could have: 64 bytes, the CPU
         # allocator's alignment (512, the CUDA caching allocator's, elsewhere). Weight gradients elsewhere are copied.
         self.alignment = 64 if device.type == "cpu" else 512
+
+    @classmethod
+    def allocate(cls, weights: list[torch.Tensor], rows: int, device: torch.device) -> Workspace:
+        outputs = [torch.empty(rows, w.shape[0], dtype=w.dtype, device=device) for w in weights]
+        return cls(outputs, [torch.empty_like(out) for out in outputs], torch.empty_like(outputs[-1]),
+                   torch.empty_like(outputs[-1]))
+
+    def first(self, rows: int) -> Workspace:
+        """The same buffers cut to their first `rows` rows (contiguous, starting where they start)."""
+        return Workspace([out[:rows] for out in self.outputs], [g[:rows] for g in self.grads], self.residual[:rows],
+                         self.squares[:rows])
 
 
 class FusedStep:
@@ -134,7 +146,7 @@ class FusedStep:
         self.guard = guard  # the run's ShapeGuard: the first batch gets the same checks as the autograd path
         self.pointers: list[int] = []  # the weights' data_ptr when `weights_t` was made
         self.weights_t: list[torch.Tensor] = []
-        self.workspaces: dict[tuple[int, torch.device], Workspace] = {}
+        self.workspaces: dict[Any, Workspace] = {}  # None: the largest batch's; (rows, device): views of it
 
     def __call__(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         enabled = torch.is_grad_enabled()
@@ -185,9 +197,11 @@ class FusedStep:
         key = (inputs.shape[0], inputs.device)
         space = self.workspaces.get(key)
         if space is None:
-            if len(self.workspaces) >= 4:  # batch sizes that keep changing: keep the memory bounded
-                self.workspaces.clear()
-            space = self.workspaces[key] = Workspace(self.weights, inputs.shape[0], inputs)
+            rows, base = inputs.shape[0], self.workspaces.get(None)
+            if base is None or base.rows < rows or base.residual.device != inputs.device or len(self.workspaces) > 64:
+                self.workspaces = {None: Workspace.allocate(self.weights, rows, inputs.device)}
+                base = self.workspaces[None]
+            space = self.workspaces[key] = base if base.rows == rows else base.first(rows)
         return space
 
     def transposed(self) -> list[torch.Tensor]:

@@ -162,3 +162,25 @@ def test_whole_fits_reuse_the_workspace_and_match_autograd(seed):
     for a, b in zip(results[True][0], results[False][0]):
         assert torch.equal(a, b)
     assert results[True][1] == results[False][1]
+
+
+def test_batch_sizes_in_any_order_share_one_set_of_buffers():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 6), nn.ReLU(), nn.Linear(6, 2))
+    step = FusedStep(model, nn.MSELoss())
+    for rows in (5, 9, 5, 9, 1):  # smaller, then larger (the buffers grow), then smaller again (views of them)
+        x, y = torch.randn(rows, 3), torch.randn(rows, 2)
+        for p in model.parameters():
+            p.grad = None
+        expected = nn.functional.mse_loss(model(x), y)
+        expected.backward()
+        reference = [p.grad.clone() for p in model.parameters()]
+        for p in model.parameters():
+            p.grad = None
+        assert torch.equal(step(x, y), expected.detach())
+        for want, p in zip(reference, model.parameters()):
+            assert torch.equal(p.grad, want)
+    largest = step.workspaces[None]
+    assert largest.rows == 9
+    for rows in (5, 1):  # the smaller batches write into the first rows of the largest batch's buffers
+        assert step.workspaces[(rows, x.device)].outputs[0].data_ptr() == largest.outputs[0].data_ptr()
