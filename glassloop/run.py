@@ -133,6 +133,7 @@ class Run:
         eligible = (o.fused_step and self.micro.plain and self.compute_loss is None and not o.checks
                     and self.world_size == 1 and not self.steps_watched and not self.after_backward_hooks
                     and isinstance(self.train, TensorBatcher) and self.train.layout is None
+                    and self.train.tensors[0].dim() == 2  # rows x features: nn.Linear on more dims is a matmul
                     and not (isinstance(self.loss_fn.loss_fn, nn.CrossEntropyLoss)
                              and self.train.tensors[-1].dtype.is_floating_point)  # probabilities: autograd's path
                     and fused_supports(self.module, self.loss_fn.loss_fn))

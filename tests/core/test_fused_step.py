@@ -184,3 +184,18 @@ def test_batch_sizes_in_any_order_share_one_set_of_buffers():
     assert largest.rows == 9
     for rows in (5, 1):  # the smaller batches write into the first rows of the largest batch's buffers
         assert step.workspaces[(rows, x.device)].outputs[0].data_ptr() == largest.outputs[0].data_ptr()
+
+
+def test_inputs_with_more_than_two_dimensions_keep_autograd_and_train():
+    """nn.Linear applies to the last dimension of any input; the hand-written step is for rows x features (it
+    raised 'mat1 must be a matrix' here before)."""
+    torch.manual_seed(0)
+    x, y = torch.randn(32, 5, 4), torch.randn(32, 5, 1)
+    weights = []
+    for fused in (True, False):
+        torch.manual_seed(1)
+        model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1))
+        history = gl.fit(model, (x, y), epochs=2, batch_size=8, seed=0, verbose=False, fused_step=fused)
+        assert history.step_path == "autograd"
+        weights.append([p.detach().clone() for p in model.parameters()])
+    assert all(torch.equal(a, b) for a, b in zip(*weights))
