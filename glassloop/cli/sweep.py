@@ -183,6 +183,9 @@ def grid_from_flags(args: Any) -> dict[str, Any]:
                           "values (or split it into several sweeps)")
     if args.resume and args.run_dir is None:
         raise ConfigError("--resume needs --run-dir DIR (the directory holding the sweep's latest.pt)")
+    if args.run_dir is not None and not args.resume and (Path(args.run_dir) / "latest.pt").is_file():
+        raise ConfigError(f"{Path(args.run_dir) / 'latest.pt'} already holds a sweep; pass --resume to continue it, "
+                          "or choose a new --run-dir")
     return grid
 
 

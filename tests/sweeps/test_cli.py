@@ -40,7 +40,8 @@ def test_run_dir_and_resume_from_the_command_line(tmp_path, capsys):
     argv = ["sweep", "--workload", "linreg", "--seeds", "2", "--epochs", "3", "--quiet", "--run-dir", str(run_dir)]
     assert main(argv) == 0
     first = (run_dir / "sweep.csv").read_text()
-    assert main(argv) == 2  # the sweep is there: refusing to overwrite it
-    assert "pass resume=True" in capsys.readouterr().err
+    assert main(argv) == 2  # the sweep is there: refusing to overwrite it, in the command line's own words
+    err = capsys.readouterr().err
+    assert "pass --resume" in err and "resume=True" not in err and len(err.strip().splitlines()) == 1
     assert main([*argv, "--resume"]) == 0
     assert "already finished" in capsys.readouterr().out and (run_dir / "sweep.csv").read_text() == first
