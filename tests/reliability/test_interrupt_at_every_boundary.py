@@ -38,11 +38,14 @@ TRIALS = {
 }
 
 
-def _run(run_dir, config, kill_at=None, signal_name="SIGKILL", band="user"):
+def _run(run_dir, config, kill_at=None, signal_name="SIGKILL", band="user", twice=False):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    env.pop("GL_TEST_KILL_AT", None)
+    for name in ("GL_TEST_KILL_AT", "GL_TEST_TWICE"):
+        env.pop(name, None)
     if kill_at:
         env.update(GL_TEST_KILL_AT=kill_at, GL_TEST_SIGNAL=signal_name, GL_TEST_BAND=band)
+    if twice:
+        env["GL_TEST_TWICE"] = "1"
     return subprocess.run([PYTHON, str(SCRIPT), str(run_dir), config], env=env, capture_output=True, text=True,
                           timeout=300)
 
@@ -91,3 +94,22 @@ def test_interrupt_then_resume_equals_the_uninterrupted_run(uninterrupted, tmp_p
     history_csv = (tmp_path / "history.csv").read_text().splitlines()
     assert len(history_csv) == len(reference["records"]) + 1 and history_csv[-1].startswith(
         f"{len(reference['records'])},")  # 1-based, one row an epoch
+
+
+@pytest.mark.parametrize(("kill_at", "signal_name"), [("on_batch_end:8", "SIGINT"), ("on_epoch_end:3", "SIGTERM")])
+def test_a_second_signal_aborts_at_once_and_the_run_still_resumes(uninterrupted, tmp_path, kill_at, signal_name):
+    """The first signal asks for a stop after the step; a second one, before that stop is reached, restores the
+    previous handler and re-raises: KeyboardInterrupt for SIGINT, death by SIGTERM. Nothing is half-written."""
+    reference = uninterrupted("full")
+    first = _run(tmp_path, "full", kill_at, signal_name, twice=True)
+    signum = getattr(signal, signal_name)
+    assert first.returncode == -signum, first.stderr  # died of the signal itself, not a graceful 128 + n exit
+    if signum == signal.SIGINT:
+        assert "KeyboardInterrupt" in first.stderr
+    assert not (tmp_path / "final.pt").exists()
+    if (tmp_path / "latest.pt").exists():
+        assert not gl.load_checkpoint(tmp_path / "latest.pt")["finished"]  # sealed and intact, the last one saved
+    resumed = _run(tmp_path, "full")
+    assert resumed.returncode == 0, resumed.stderr
+    _assert_same(reference, torch.load(tmp_path / "final.pt", weights_only=True))
+    assert not [p.name for p in tmp_path.iterdir() if ".tmp-" in p.name]

@@ -8,6 +8,7 @@ Environment:
     GL_TEST_SIGNAL=SIGINT|SIGTERM|SIGKILL   what it sends itself there (default SIGKILL)
     GL_TEST_BAND=user|monitors|reporters    where the interrupting callback sits (monitors: after EarlyStopping,
                                             before the Checkpoint; reporters: after the Checkpoint)
+    GL_TEST_TWICE=1                    send it twice in a row (a second Ctrl-C: abort at once)
 Writes RUN_DIR/final.pt (weights, records without seconds, best epoch, stop reason) when fit returns unsignalled;
 exits 128 + the signal number when a signal interrupted it.
 """
@@ -29,15 +30,16 @@ CONFIGS = {"es": {"epochs": 30, "patience": 3, "lr": 0.05, "restore_best": False
 class Interrupt:
     """Sends the signal at the chosen occurrence of one event."""
 
-    def __init__(self, spec: str, signum: int, band: str) -> None:
+    def __init__(self, spec: str, signum: int, band: str, times: int = 1) -> None:
         self.event, count = spec.split(":")
-        self.count, self.signum, self.band, self.seen = int(count), signum, band, 0
+        self.count, self.signum, self.band, self.seen, self.times = int(count), signum, band, 0, times
         setattr(self, self.event, self.fire)
 
     def fire(self, state) -> None:
         self.seen += 1
         if self.seen == self.count:
-            os.kill(os.getpid(), self.signum)
+            for _ in range(self.times):
+                os.kill(os.getpid(), self.signum)
 
 
 def main() -> int:
@@ -52,7 +54,8 @@ def main() -> int:
     callbacks = [stopper, gl.Checkpoint(run_dir, resume=True, plot=False)]
     if os.environ.get("GL_TEST_KILL_AT"):
         signum = getattr(signal, os.environ.get("GL_TEST_SIGNAL", "SIGKILL"))
-        callbacks.append(Interrupt(os.environ["GL_TEST_KILL_AT"], signum, os.environ.get("GL_TEST_BAND", "user")))
+        callbacks.append(Interrupt(os.environ["GL_TEST_KILL_AT"], signum, os.environ.get("GL_TEST_BAND", "user"),
+                                   2 if os.environ.get("GL_TEST_TWICE") else 1))
     history = gl.fit(model, (x[:90], y[:90]), val=(x[90:], y[90:]), epochs=config["epochs"], batch_size=16,
                      lr=config["lr"], seed=3, verbose=False, threads=1, callbacks=callbacks)
     if history.signal is not None:
