@@ -63,3 +63,13 @@ def test_a_last_batch_smaller_than_the_ranks_is_skipped_not_an_empty_shard(tmp_p
     assert result.returncode == 0, result.stderr[-2000:]
     final = torch.load(tmp_path / "final.pt", weights_only=True)
     assert all(v == v for v in final["train_loss"])  # no NaN from an empty shard
+
+
+def test_accumulation_under_ddp_matches_one_process_with_the_same_global_batch(single, tmp_path):
+    """accumulate=2 under torchrun: micro-batches of 32 global rows (16 a rank), the first inside DDP's no_sync(),
+    the second all-reducing the summed gradients: the same steps as one process with batches of 64."""
+    result = torchrun(SCRIPT, str(tmp_path), "--accumulate", "2")
+    assert result.returncode == 0, result.stderr[-2000:]
+    ddp = torch.load(tmp_path / "final.pt", weights_only=True)
+    _close(ddp, single)
+    assert ddp["train_loss"] == pytest.approx(single["train_loss"], rel=1e-4)

@@ -1,6 +1,8 @@
-"""DDP check: torchrun --nproc_per_node=2 train_ddp.py OUT [--crash-at EPOCH] (also runs as one plain process).
+"""DDP check: torchrun --nproc_per_node=2 train_ddp.py OUT [--crash-at EPOCH] [--accumulate K] (also runs as one
+plain process).
 
-Global batch 64 either way: 2 ranks x 32 rows or 1 process x 64 rows. Writes OUT/final.pt from rank 0. With
+Global batch 64 either way: 2 ranks x 32 rows or 1 process x 64 rows (with --accumulate K, K micro-batches of
+64 / K global rows make each step). Writes OUT/final.pt from rank 0. With
 --crash-at, rank 1 kills itself with SIGKILL at that epoch on torchrun's first attempt; torchrun's elastic restart
 (--max-restarts) then starts every rank again and they resume from OUT/latest.pt.
 """
@@ -32,6 +34,7 @@ def main() -> None:
     parser.add_argument("--crash-at", type=int, default=None)
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--rows", type=int, default=320, help="training rows (321: a 1-row last batch)")
+    parser.add_argument("--accumulate", type=int, default=1, help="micro-batches of 64 / K rows per step")
     args = parser.parse_args()
     if os.environ.get("RANK", "0") == "0":  # a record of each attempt torchrun made
         with open(os.path.join(args.out, "attempts.log"), "a") as log:
@@ -43,8 +46,9 @@ def main() -> None:
     callbacks = [gl.Checkpoint(args.out, resume=True)]
     if args.crash_at is not None:
         callbacks.insert(0, CrashOnce(args.crash_at))
-    history = gl.fit(model, (x[:args.rows], y[:args.rows]), val=(x[args.rows:], y[args.rows:]), epochs=args.epochs, batch_size=64,
-                     lr=3e-3, seed=1, device="cpu", verbose=False, callbacks=callbacks)
+    history = gl.fit(model, (x[:args.rows], y[:args.rows]), val=(x[args.rows:], y[args.rows:]), epochs=args.epochs,
+                     batch_size=64 // args.accumulate, accumulate=args.accumulate, lr=3e-3, seed=1, device="cpu",
+                     verbose=False, callbacks=callbacks)
     if is_main_process():
         torch.save({"model": model.state_dict(), "train_loss": history["train_loss"],
                     "val_loss": history["val_loss"]}, os.path.join(args.out, "final.pt"))
