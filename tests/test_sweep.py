@@ -371,9 +371,16 @@ class Shifted(nn.Linear):
         return super().forward(x) + 1.0
 
 
+def reused_layer():
+    layer = nn.Linear(3, 3)
+    return nn.Sequential(layer, nn.Tanh(), layer, nn.Linear(3, 1))
+
+
 @pytest.mark.parametrize("make", [lambda: Halved(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 1)),
-                                  lambda: nn.Sequential(Shifted(3, 4), nn.Tanh(), nn.Linear(4, 1))])
+                                  lambda: nn.Sequential(Shifted(3, 4), nn.Tanh(), nn.Linear(4, 1)),
+                                  reused_layer])
 def test_a_subclass_with_its_own_forward_is_not_stacked_by_hand(make):
+    """Nor a layer used twice: the stack would give each use its own copy of the weights."""
     from glassloop.sweeps.stacks import SequentialStack
 
     torch.manual_seed(0)

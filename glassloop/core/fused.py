@@ -75,9 +75,14 @@ def supports(model: nn.Module, loss_fn: Any) -> bool:
 def plain_sequential(model: nn.Module) -> bool:
     """Linear layers and the known activations in a row, nothing else: exact types (a subclass may compute
     something else in its own forward), and the container's own forward is nn.Sequential's."""
-    return (isinstance(model, nn.Sequential) and len(model) > 0
-            and type(model).forward is nn.Sequential.forward and type(model).__call__ is nn.Module.__call__
-            and all(type(m) in (nn.Linear, *FORWARD) for m in model))
+    if not (isinstance(model, nn.Sequential) and len(model) > 0 and type(model).forward is nn.Sequential.forward
+            and type(model).__call__ is nn.Module.__call__ and all(type(m) in (nn.Linear, *FORWARD) for m in model)):
+        return False
+    # A layer used twice, or a weight tied between layers: autograd adds up its gradients; a hand-written backward
+    # that writes each layer's gradient would keep only one of them.
+    tensors = [id(p) for m in model for p in m.parameters()]
+    linears = [id(m) for m in model if type(m) is nn.Linear]
+    return len(set(tensors)) == len(tensors) and len(set(linears)) == len(linears)
 
 
 def watched_globally() -> bool:
@@ -103,7 +108,8 @@ class Workspace:
         device, dtype = residual.device, residual.dtype
         count = residual.numel()  # mse_loss's mean divides by it; its backward scales by 2 / count
         self.count = torch.tensor(float(count), dtype=dtype, device=device)
-        self.scale = torch.tensor(2.0 / count, dtype=dtype, device=device)
+        self.scale = torch.tensor(2.0 / count if count else float("nan"), dtype=dtype, device=device)
+        self.on_cpu = device.type == "cpu"
         self.one = torch.ones((), dtype=dtype, device=device)
         # A GEMM's out= rounds exactly as into a new tensor at an address a new tensor could have: 64 bytes, the CPU
         # allocator's alignment (512, the CUDA caching allocator's, elsewhere). Weight gradients elsewhere are copied.
@@ -183,7 +189,7 @@ class FusedStep:
                 if bias is not None:
                     bias.grad = g.sum(0)
             else:  # views of glassloop/core/flat.py's buffer
-                if grad.data_ptr() % space.alignment == 0:
+                if grad.data_ptr() % space.alignment == 0 and grad.is_contiguous():
                     torch.mm(g_t, saved, out=grad)
                 else:  # BLAS writing into a view at an unaligned address rounded differently on ~half the seeds
                     grad.copy_(g_t.mm(saved))
@@ -199,7 +205,8 @@ class FusedStep:
         if space is None:
             rows, base = inputs.shape[0], self.workspaces.get(None)
             if base is None or base.rows < rows or base.residual.device != inputs.device or len(self.workspaces) > 64:
-                self.workspaces = {None: Workspace.allocate(self.weights, rows, inputs.device)}
+                largest = rows if base is None or base.residual.device != inputs.device else max(rows, base.rows)
+                self.workspaces = {None: Workspace.allocate(self.weights, largest, inputs.device)}
                 base = self.workspaces[None]
             space = self.workspaces[key] = base if base.rows == rows else base.first(rows)
         return space
@@ -218,8 +225,10 @@ class FusedStep:
             if outputs.shape == targets.shape and outputs.dtype == targets.dtype:
                 # mse_loss's own arithmetic, each step with out=: the mean of (outputs - targets)^2 is a sum, then a
                 # division by the count; the gradient 2 / count * (outputs - targets). Bitwise its two kernels.
+                # (torch's mean is that sum and division on a CPU only; elsewhere it multiplies by 1 / count.)
                 residual = torch.sub(outputs, targets, out=space.residual)
-                loss = torch.sum(torch.mul(residual, residual, out=space.squares)).div_(space.count)
+                squares = torch.mul(residual, residual, out=space.squares)
+                loss = torch.sum(squares).div_(space.count) if space.on_cpu else torch.mean(squares)
                 return loss, torch.mul(residual, space.scale, out=space.grads[-1])
             # broadcasting or mixed dtypes: F.mse_loss's own warning and rules
             return (nn.functional.mse_loss(outputs, targets),

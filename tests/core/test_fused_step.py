@@ -199,3 +199,30 @@ def test_inputs_with_more_than_two_dimensions_keep_autograd_and_train():
         assert history.step_path == "autograd"
         weights.append([p.detach().clone() for p in model.parameters()])
     assert all(torch.equal(a, b) for a, b in zip(*weights))
+
+
+def tied():
+    first, second = nn.Linear(4, 4), nn.Linear(4, 4)
+    second.weight = first.weight
+    return nn.Sequential(first, nn.Tanh(), second, nn.Tanh(), nn.Linear(4, 1))
+
+
+def reused():
+    layer = nn.Linear(4, 4)
+    return nn.Sequential(layer, nn.Tanh(), layer, nn.Linear(4, 1))
+
+
+@pytest.mark.parametrize("make", [tied, reused])
+def test_a_layer_used_twice_or_a_tied_weight_keeps_autograd(make):
+    """Autograd adds up a shared weight's gradients; a hand-written backward writing each layer's would not."""
+    torch.manual_seed(0)
+    x, y = torch.randn(32, 4), torch.randn(32, 1)
+    assert not supports(make(), nn.MSELoss())
+    weights = []
+    for fused in (True, False):
+        torch.manual_seed(1)
+        model = make()
+        history = gl.fit(model, (x, y), epochs=2, batch_size=8, seed=0, verbose=False, fused_step=fused)
+        assert history.step_path == "autograd"
+        weights.append([p.detach().clone() for p in model.parameters()])
+    assert all(torch.equal(a, b) for a, b in zip(*weights))
