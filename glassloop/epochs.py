@@ -124,7 +124,8 @@ class EpochBook:
             return {}
         if self.evaluation is None:  # checked and moved to the device once, reused every epoch
             self.evaluation = Evaluation(run.module, run.val, run.val_loss_fn, run.metrics, run.options.batch_size,
-                                         run.device, run.compute_loss)
+                                         run.device, run.compute_loss,
+                                         run.fused.forward if run.fused is not None else None)
         result = self.evaluation(run.module)
         return {("val_loss" if key == "loss" else f"val_{key}"): value for key, value in result.items()}
 

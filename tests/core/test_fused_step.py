@@ -139,7 +139,8 @@ def test_the_default_console_keeps_the_fast_paths(progress, capsys):
 @pytest.mark.parametrize("seed", range(12))
 def test_whole_fits_reuse_the_workspace_and_match_autograd(seed):
     """Many steps through one FusedStep: its buffers are reused from step to step and batch size to batch size
-    (a short last batch), and two activations in a row keep their own outputs."""
+    (a short last batch), and two activations in a row keep their own outputs. Validation after the first epoch
+    runs the fused forward: the same val loss to the bit."""
     model, loss_fn, inputs, targets = random_case(seed)
     layers = list(model)
     if seed % 3 == 0:  # an activation right after another one: it must not overwrite the output the first keeps
@@ -154,11 +155,11 @@ def test_whole_fits_reuse_the_workspace_and_match_autograd(seed):
         torch.manual_seed(seed)
         copy = nn.Sequential(*[type(m)(m.in_features, m.out_features, bias=m.bias is not None)
                                if isinstance(m, nn.Linear) else type(m)() for m in layers])
-        history = gl.fit(copy, (x, y), loss=loss_fn, epochs=3, batch_size=8, seed=0, verbose=False,
-                         fused_step=fused)
+        history = gl.fit(copy, (x[:29], y[:29]), val=(x[29:], y[29:]), loss=loss_fn, epochs=3, batch_size=8,
+                         seed=0, verbose=False, fused_step=fused)
         assert history.step_path == ("fused" if fused else "autograd")
         results[fused] = ([p.detach().clone() for p in copy.parameters()],
-                          [(r["train_loss"], r["grad_norm"]) for r in history.records])
+                          [(r["train_loss"], r["grad_norm"], r["val_loss"]) for r in history.records])
     for a, b in zip(results[True][0], results[False][0]):
         assert torch.equal(a, b)
     assert results[True][1] == results[False][1]
