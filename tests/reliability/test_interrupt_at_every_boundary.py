@@ -2,7 +2,8 @@
 in a fresh process, ends with bitwise the weights, the records and the stop reason of the uninterrupted run.
 
 The run (tests/reliability/scripts/train.py) sends itself the signal at the chosen event; "es"/"es_restore" stop
-early at their 15th epoch (EarlyStopping restore_best False/True), "full" completes 6 epochs of 6 batches.
+early at their 15th epoch (EarlyStopping restore_best False/True), "full" completes 6 epochs of 6 batches, and
+"fused" does the same on the fused step's path (no Dropout).
 """
 
 import os
@@ -35,6 +36,10 @@ TRIALS = {
     "last-batch-of-last-epoch-sigint": ("full", "on_batch_end:36", "SIGINT", "user"),
     "fit-end-kill-while-writes-flush": ("es_restore", "on_fit_end:1", "SIGKILL", "user"),
     "fit-end-sigint-restores-best": ("es_restore", "on_fit_end:1", "SIGINT", "user"),
+    # the fused step, its workspace and the flat buffers (a restore rebuilds them in the new process)
+    "fused-mid-epoch-kill": ("fused", "on_batch_end:20", "SIGKILL", "user"),
+    "fused-mid-epoch-sigint": ("fused", "on_batch_end:9", "SIGINT", "user"),
+    "fused-epoch-end-kill-after-the-checkpoint": ("fused", "on_epoch_end:3", "SIGKILL", "reporters"),
 }
 
 
@@ -71,12 +76,14 @@ def _assert_same(reference, final):
     assert final["records"] == reference["records"]
     assert final["best_epoch"] == reference["best_epoch"]
     assert final["stop_reason"] == reference["stop_reason"]  # reads as if nothing happened
+    assert final["step_path"] == reference["step_path"]
 
 
 @pytest.mark.parametrize("name", list(TRIALS))
 def test_interrupt_then_resume_equals_the_uninterrupted_run(uninterrupted, tmp_path, name):
     config, kill_at, signal_name, band = TRIALS[name]
     reference = uninterrupted(config)
+    assert reference["step_path"] == ("fused" if config == "fused" else "autograd")
     first = _run(tmp_path, config, kill_at, signal_name, band)
     # A signal during on_fit_end lands after fit decided how it ended: the run is complete, exit 0.
     expected = 0 if kill_at.startswith("on_fit_end") and signal_name != "SIGKILL" else CODES[signal_name]
