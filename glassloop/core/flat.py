@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from glassloop.core.gradients import clear_gradients, grad_norm
+from glassloop.core.gradients import clear_gradients, grad_norm, scale_to
 from glassloop.core.torch_private import flat_update, flat_update_kind, has_step_hooks, mark_stepped
 
 
@@ -138,10 +138,8 @@ class FlatOptimizer:
             return grad_norm(self.parameters, max_norm, self.torch_clip)
         norms = [torch.linalg.vector_norm(bucket.grads) for bucket in self.buckets]
         total = norms[0] if len(norms) == 1 else torch.linalg.vector_norm(torch.stack(norms))
-        if max_norm is not None:  # torch's clip_grad_norm_ rule: scale by max_norm / (norm + 1e-6), at most 1
-            scale = torch.clamp(max_norm / (total + 1e-6), max=1.0)
-            for bucket in self.buckets:
-                bucket.grads.mul_(scale)
+        if max_norm is not None:
+            scale_to([bucket.grads for bucket in self.buckets], total, max_norm)  # one mul_ per buffer
         return total
 
     def step(self) -> None:

@@ -18,10 +18,15 @@ def grad_norm(parameters: list[torch.Tensor], max_norm: float | None = None, tor
         return torch.zeros(())
     norm = torch.linalg.vector_norm(torch.cat([g.reshape(-1) for g in grads]))  # 2 ops, ~3x get_total_norm
     if max_norm is not None:
-        scale = torch.clamp(max_norm / (norm + 1e-6), max=1.0)
-        for grad in grads:
-            grad.mul_(scale)
+        scale_to(grads, norm, max_norm)
     return norm
+
+
+def scale_to(grads: list[torch.Tensor], norm: torch.Tensor, max_norm: float) -> None:
+    """torch's clip_grad_norm_ rule on a measured norm: scale every gradient by max_norm / (norm + 1e-6), at most 1."""
+    scale = torch.clamp(max_norm / (norm + 1e-6), max=1.0)
+    for grad in grads:
+        grad.mul_(scale)
 
 
 def clear_gradients(parameters: list[torch.Tensor]) -> None:
