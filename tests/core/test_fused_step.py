@@ -187,18 +187,25 @@ def test_batch_sizes_in_any_order_share_one_set_of_buffers():
         assert step.workspaces[(rows, x.device)].outputs[0].data_ptr() == largest.outputs[0].data_ptr()
 
 
+def fit_both_ways(make, data):
+    """The same seeded 2-epoch fit with fused_step=True and False: ([step paths], [weights of each])."""
+    paths, weights = [], []
+    for fused in (True, False):
+        torch.manual_seed(1)
+        model = make()
+        history = gl.fit(model, data, epochs=2, batch_size=8, seed=0, verbose=False, fused_step=fused)
+        paths.append(history.step_path)
+        weights.append([p.detach().clone() for p in model.parameters()])
+    return paths, weights
+
+
 def test_inputs_with_more_than_two_dimensions_keep_autograd_and_train():
     """nn.Linear applies to the last dimension of any input; the hand-written step is for rows x features (it
     raised 'mat1 must be a matrix' here before)."""
     torch.manual_seed(0)
     x, y = torch.randn(32, 5, 4), torch.randn(32, 5, 1)
-    weights = []
-    for fused in (True, False):
-        torch.manual_seed(1)
-        model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1))
-        history = gl.fit(model, (x, y), epochs=2, batch_size=8, seed=0, verbose=False, fused_step=fused)
-        assert history.step_path == "autograd"
-        weights.append([p.detach().clone() for p in model.parameters()])
+    paths, weights = fit_both_ways(lambda: nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1)), (x, y))
+    assert paths == ["autograd", "autograd"]
     assert all(torch.equal(a, b) for a, b in zip(*weights))
 
 
@@ -219,11 +226,6 @@ def test_a_layer_used_twice_or_a_tied_weight_keeps_autograd(make):
     torch.manual_seed(0)
     x, y = torch.randn(32, 4), torch.randn(32, 1)
     assert not supports(make(), nn.MSELoss())
-    weights = []
-    for fused in (True, False):
-        torch.manual_seed(1)
-        model = make()
-        history = gl.fit(model, (x, y), epochs=2, batch_size=8, seed=0, verbose=False, fused_step=fused)
-        assert history.step_path == "autograd"
-        weights.append([p.detach().clone() for p in model.parameters()])
+    paths, weights = fit_both_ways(make, (x, y))
+    assert paths == ["autograd", "autograd"]
     assert all(torch.equal(a, b) for a, b in zip(*weights))
